@@ -1,0 +1,123 @@
+"""``syncmaster-ray run``: start (as the server does: a run row plus the Celery task), show, watch and stop."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.table import Table
+
+from syncmaster_ray.cli.common import console, engine, err_console
+
+app = typer.Typer(help="Runs: start, watch, show and stop.", no_args_is_help=True)
+TERMINAL = {"FINISHED", "FAILED", "STOPPED"}
+
+
+def send_run_task(run_id: int, queue_slug: str) -> None:
+    """Publish ``run_transfer_task(run_id=N)`` to the queue slug exactly as SyncMaster's server does."""
+    from syncmaster_ray.worker.app import app as celery_app
+
+    celery_app.send_task("run_transfer_task", kwargs={"run_id": run_id}, queue=queue_slug)
+
+
+def start_run(transfer: str) -> int:
+    from syncmaster_ray.db.repository import CatalogRepository, RunRepository
+
+    catalog = CatalogRepository(engine())
+    found = catalog.find_transfer(transfer)
+    if found is None:
+        raise typer.BadParameter(f"no transfer {transfer!r}")
+    run = RunRepository(engine()).create_run(found.id)
+    send_run_task(run.id, catalog.queue_of(found.id).slug)
+    return run.id
+
+
+def watch_run(run_id: int, timeout: float) -> str:
+    """Print each status change until the run ends; returns the final status."""
+    from syncmaster_ray.db.repository import RunRepository
+
+    repo = RunRepository(engine())
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        run = repo.get_run(run_id)
+        if run is None:
+            raise typer.BadParameter(f"no run {run_id}")
+        if run.status != last:
+            last = run.status
+            console.print(f"run {run_id}: [bold]{run.status}[/bold]" + (f"  {run.log_url}" if run.log_url else ""))
+        if run.status in TERMINAL:
+            return run.status
+        time.sleep(1)
+    err_console.print(f"run {run_id} did not end within {timeout:.0f} s (still {last})")
+    return last or "UNKNOWN"
+
+
+@app.command()
+def start(
+    transfer: str = typer.Argument(..., help="Transfer id or name."),
+    watch: bool = typer.Option(True, help="Wait for the run to end and exit 1 unless it FINISHED."),
+    timeout: float = typer.Option(3600, help="Seconds to watch before giving up (the run goes on)."),
+) -> None:
+    """Create a run and send it to the transfer's queue, as the server's POST /v1/runs does."""
+    run_id = start_run(transfer)
+    console.print(f"run {run_id} created and sent")
+    if watch:
+        status = watch_run(run_id, timeout)
+        show(run_id)
+        raise typer.Exit(0 if status == "FINISHED" else 1)
+
+
+@app.command()
+def show(run_id: int = typer.Argument(..., help="Run id.")) -> None:
+    """Show a run: status, times, log URL, Ray job and, for failures, the reason."""
+    from syncmaster_ray.db.repository import RunRepository
+
+    repo = RunRepository(engine())
+    run = repo.get_run(run_id)
+    if run is None:
+        raise typer.BadParameter(f"no run {run_id}")
+    record = repo.get_record(run_id)
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("run", str(run.id)), ("transfer", f"{run.transfer_id} {run.transfer.name!r}"), ("status", run.status),
+        ("type", run.type), ("created_at", str(run.created_at)), ("started_at", str(run.started_at)),
+        ("ended_at", str(run.ended_at)), ("log_url", run.log_url or ""),
+    ]
+    if record is not None:
+        rows += [("ray job", f"{record.submission_id} ({record.ray_job_status})")]
+        if record.reason:
+            rows += [("reason", f"[{record.error_code}] {record.reason}")]
+        if record.metrics:
+            rows += [("metrics", ", ".join(f"{k}={v}" for k, v in record.metrics.items()))]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/bold]", value)
+    console.print(table)
+
+
+@app.command()
+def logs(run_id: int = typer.Argument(..., help="Run id.")) -> None:
+    """Print the persisted tail of the run's Ray job logs (kept after the Ray head forgets the job)."""
+    from syncmaster_ray.db.repository import RunRepository
+
+    record = RunRepository(engine()).get_record(run_id)
+    console.print(record.log_tail if record and record.log_tail else f"no logs persisted for run {run_id}",
+                  markup=False, highlight=False)
+
+
+@app.command()
+def stop(run_id: int = typer.Argument(..., help="Run id.")) -> None:
+    """Ask a CREATED or STARTED run to stop (SEND_STOP_SIGNAL, as the server's POST /v1/runs/{id}/stop)."""
+    from syncmaster_ray.db.repository import RunRepository
+
+    status = RunRepository(engine()).request_stop(run_id)
+    console.print(f"run {run_id}: {status}; the worker stops its Ray job within seconds")
+
+
+@app.command()
+def watch(
+    run_id: int = typer.Argument(..., help="Run id."),
+    timeout: float = typer.Option(3600, help="Seconds to watch."),
+) -> None:
+    """Follow a run until it ends; exit 1 unless it FINISHED."""
+    raise typer.Exit(0 if watch_run(run_id, timeout) == "FINISHED" else 1)

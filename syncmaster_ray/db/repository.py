@@ -1,0 +1,288 @@
+"""Every query the worker, the job and the CLI run against SyncMaster's database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, selectinload
+
+from syncmaster_ray.db.crypto import decrypt_auth_data, encrypt_auth_data
+from syncmaster_ray.db.models import (
+    AuthData,
+    Connection,
+    Group,
+    Queue,
+    RayRun,
+    Run,
+    RunType,
+    Status,
+    Transfer,
+    User,
+)
+from syncmaster_ray.errors import CredentialsError, InvalidParamsError, RunStateError
+from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy, parse_model
+
+ACTIVE_STATUSES = (Status.STARTED.value, Status.SEND_STOP_SIGNAL.value)
+STANDALONE_USER = "syncmaster-ray"
+
+
+def utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def queue_slug(group_id: int, name: str) -> str:
+    """SyncMaster's slug rule: ``{group_id}-{name lowered, non-alnum runs -> '_', stripped}``."""
+    return f"{group_id}-{re.sub('[^a-zA-Z0-9]+', '_', name.lower()).strip('_')}"
+
+
+class RunRepository:
+    """Reads and writes runs. Each method opens and closes its own session: no connection is held during a run."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # --- runs -------------------------------------------------------------------------------------------------
+    def get_run(self, run_id: int) -> Run | None:
+        """The run with its transfer, group and connections loaded, detached from the session."""
+        with self.session() as session:
+            run = session.scalar(
+                select(Run)
+                .where(Run.id == run_id)
+                .options(
+                    selectinload(Run.transfer).selectinload(Transfer.group),
+                    selectinload(Run.transfer).selectinload(Transfer.queue),
+                    selectinload(Run.transfer).selectinload(Transfer.source_connection),
+                    selectinload(Run.transfer).selectinload(Transfer.target_connection),
+                ),
+            )
+            if run is not None:
+                session.expunge_all()
+            return run
+
+    def get_status(self, run_id: int) -> Status | None:
+        with self.session() as session:
+            value = session.scalar(select(Run.status).where(Run.id == run_id))
+            return Status(value) if value else None
+
+    def claim_run(self, run_id: int, *, started_at: datetime, log_url: str) -> bool:
+        """``CREATED -> STARTED`` with ``started_at`` and ``log_url`` in one conditional UPDATE.
+
+        Returns False when another worker claimed it first, or it was stopped or finished meanwhile.
+        """
+        with self.session() as session:
+            result = session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == Status.CREATED.value)
+                .values(status=Status.STARTED.value, started_at=started_at, log_url=log_url[:512])
+            )
+            return result.rowcount == 1
+
+    def end_run(self, run_id: int, status: Status, *, from_statuses: tuple[str, ...] = ACTIVE_STATUSES) -> bool:
+        """Write a terminal status and ``ended_at``, only if the run is still in one of ``from_statuses``."""
+        with self.session() as session:
+            result = session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status.in_(from_statuses))
+                .values(status=status.value, ended_at=utcnow())
+            )
+            return result.rowcount == 1
+
+    def request_stop(self, run_id: int) -> Status:
+        """Set ``SEND_STOP_SIGNAL`` as the server's ``POST /v1/runs/{id}/stop`` does (CREATED or STARTED only)."""
+        with self.session() as session:
+            current = session.scalar(select(Run.status).where(Run.id == run_id).with_for_update())
+            if current is None:
+                raise RunStateError(f"run {run_id} does not exist")
+            if current not in (Status.CREATED.value, Status.STARTED.value):
+                raise RunStateError(f"cannot stop run {run_id}: its status is {current}")
+            session.execute(update(Run).where(Run.id == run_id).values(status=Status.SEND_STOP_SIGNAL.value))
+            return Status.SEND_STOP_SIGNAL
+
+    def create_run(self, transfer_id: int, run_type: RunType = RunType.MANUAL) -> Run:
+        """Insert a ``CREATED`` run the way the server does, with a secret-free ``transfer_dump``."""
+        with self.session() as session:
+            transfer = session.get(
+                Transfer,
+                transfer_id,
+                options=[selectinload(Transfer.source_connection), selectinload(Transfer.target_connection)],
+            )
+            if transfer is None:
+                raise RunStateError(f"transfer {transfer_id} does not exist")
+            run = Run(transfer_id=transfer_id, type=run_type.value, transfer_dump=_transfer_dump(transfer))
+            session.add(run)
+            session.flush()
+            session.refresh(run)
+            return run
+
+    # --- our table ---------------------------------------------------------------------------------------------
+    def record(self, run_id: int, **fields: Any) -> None:
+        """Upsert our row for the run with the given columns."""
+        statement = insert(RayRun).values(run_id=run_id, **fields)
+        fields["updated_at"] = utcnow()
+        statement = statement.on_conflict_do_update(index_elements=[RayRun.run_id], set_=fields)
+        with self.session() as session:
+            session.execute(statement)
+
+    def get_record(self, run_id: int) -> RayRun | None:
+        with self.session() as session:
+            return session.get(RayRun, run_id)
+
+    # --- the job's view ------------------------------------------------------------------------------------------
+    def load_run_spec(self, run_id: int, secret_key: str) -> RunSpec:
+        """Read the live transfer and decrypt both connections' credentials (inside the Ray job only)."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise RunStateError(f"run {run_id} does not exist")
+        transfer = run.transfer
+        with self.session() as session:
+            auth_rows = {
+                row.connection_id: row.value
+                for row in session.scalars(
+                    select(AuthData).where(
+                        AuthData.connection_id.in_([transfer.source_connection_id, transfer.target_connection_id])
+                    )
+                )
+            }
+        return RunSpec(
+            run_id=run.id,
+            run_created_at=run.created_at,
+            transfer_id=transfer.id,
+            transfer_name=transfer.name,
+            group_name=transfer.group.name,
+            source=_connection_spec(transfer.source_connection, auth_rows, secret_key),
+            target=_connection_spec(transfer.target_connection, auth_rows, secret_key),
+            source_params=_json_object(transfer.source_params, "source_params"),
+            target_params=_json_object(transfer.target_params, "target_params"),
+            strategy=parse_model(Strategy, transfer.strategy_params or {"type": "full"}, "strategy_params"),
+            transformations=tuple(_json_list(transfer.transformations, "transformations")),
+            resources=parse_model(Resources, transfer.resources or {}, "resources"),
+        )
+
+
+class CatalogRepository:
+    """Groups, queues, connections and transfers for standalone use (what the server's REST API would create)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def ensure_group(self, name: str) -> Group:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            group = session.scalar(select(Group).where(Group.name == name))
+            if group is None:
+                user = session.scalar(select(User).where(User.username == STANDALONE_USER))
+                if user is None:
+                    user = User(username=STANDALONE_USER, is_superuser=True, is_active=True)
+                    session.add(user)
+                    session.flush()
+                group = Group(name=name, description="", owner_id=user.id)
+                session.add(group)
+            return group
+
+    def ensure_queue(self, group_name: str, name: str) -> Queue:
+        group = self.ensure_group(group_name)
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            queue = session.scalar(select(Queue).where(Queue.group_id == group.id, Queue.name == name))
+            if queue is None:
+                queue = Queue(name=name, group_id=group.id, description="", slug=queue_slug(group.id, name))
+                session.add(queue)
+            return queue
+
+    def create_connection(
+        self, *, group_name: str, name: str, type_: str, data: dict[str, Any], auth: dict[str, Any], secret_key: str
+    ) -> Connection:
+        group = self.ensure_group(group_name)
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            connection = Connection(group_id=group.id, name=name, description="", type=type_, data=data)
+            session.add(connection)
+            session.flush()
+            session.add(AuthData(connection_id=connection.id, value=encrypt_auth_data(auth, secret_key)))
+            return connection
+
+    def create_transfer(self, **fields: Any) -> Transfer:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            transfer = Transfer(**fields)
+            session.add(transfer)
+            return transfer
+
+    def find_connection(self, group_name: str, name: str) -> Connection | None:
+        with Session(self.engine) as session:
+            return session.scalar(
+                select(Connection).join(Group, Group.id == Connection.group_id).where(
+                    Group.name == group_name, Connection.name == name
+                )
+            )
+
+    def find_transfer(self, name_or_id: str) -> Transfer | None:
+        with Session(self.engine) as session:
+            if name_or_id.isdigit():
+                return session.get(Transfer, int(name_or_id))
+            return session.scalar(select(Transfer).where(Transfer.name == name_or_id))
+
+    def queue_of(self, transfer_id: int) -> Queue:
+        with Session(self.engine) as session:
+            return session.scalar(select(Queue).join(Transfer, Transfer.queue_id == Queue.id).where(
+                Transfer.id == transfer_id
+            ))
+
+
+def _connection_spec(connection: Connection, auth_rows: dict[int, str], secret_key: str) -> ConnectionSpec:
+    if connection.id not in auth_rows:
+        raise CredentialsError(f"connection {connection.id} ({connection.name!r}) has no auth_data row")
+    auth = decrypt_auth_data(auth_rows[connection.id], secret_key, connection_id=connection.id)
+    return ConnectionSpec(
+        id=connection.id,
+        type=connection.type,
+        name=connection.name,
+        data=_json_object(connection.data, f"connection {connection.id} data"),
+        auth=auth,
+    )
+
+
+def _json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidParamsError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _json_list(value: Any, what: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InvalidParamsError(f"{what} must be a JSON list of objects")
+    return value
+
+
+def _transfer_dump(transfer: Transfer) -> dict[str, Any]:
+    """``run.transfer_dump`` as the server writes it: transfer fields and connections, no secrets."""
+
+    def connection(c: Connection) -> dict[str, Any]:
+        return {"id": c.id, "group_id": c.group_id, "name": c.name, "description": c.description, "data": c.data,
+                "auth_data": None}
+
+    return {
+        "id": transfer.id,
+        "name": transfer.name,
+        "group_id": transfer.group_id,
+        "queue_id": transfer.queue_id,
+        "source_connection_id": transfer.source_connection_id,
+        "target_connection_id": transfer.target_connection_id,
+        "is_scheduled": transfer.is_scheduled,
+        "description": transfer.description,
+        "schedule": transfer.schedule,
+        "source_params": transfer.source_params,
+        "target_params": transfer.target_params,
+        "strategy_params": transfer.strategy_params,
+        "source_connection": connection(transfer.source_connection),
+        "target_connection": connection(transfer.target_connection),
+    }

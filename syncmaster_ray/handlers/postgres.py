@@ -1,0 +1,41 @@
+"""PostgreSQL, through onETL's ``Postgres`` connection (JDBC)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from syncmaster_ray.handlers import transforms
+from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+class PostgresConnection(BasicAuthModel):
+    host: str
+    port: int = Field(default=5432, ge=1, le=65535)
+    database_name: str
+    additional_params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PostgresHandler(DBHandler):
+    connection_type = "postgres"
+    connection_model = PostgresConnection
+    dialect = transforms.POSTGRES
+    maven_packages = ("org.postgresql:postgresql:42.7.11",)
+
+    def make_connection(self, spark: SparkSession) -> Any:
+        from onetl.connection import Postgres
+
+        conn: PostgresConnection = self.conn  # type: ignore[assignment]
+        return Postgres(
+            host=conn.host,
+            port=conn.port,
+            user=conn.user,
+            password=conn.password.get_secret_value(),
+            database=conn.database_name,
+            extra=conn.additional_params,
+            spark=spark,
+        )

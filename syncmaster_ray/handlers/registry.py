@@ -1,0 +1,36 @@
+"""Maps a SyncMaster connection type to its handler class, importing the module on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from syncmaster_ray.errors import UnsupportedConnectionTypeError
+
+if TYPE_CHECKING:
+    from syncmaster_ray.handlers.base import Handler
+
+# type -> "module:Class"; adding a type means one new module and one line here.
+HANDLERS: dict[str, str] = {
+    "postgres": "syncmaster_ray.handlers.postgres:PostgresHandler",
+}
+# Types SyncMaster 0.3.7 defines that this worker does not run yet.
+KNOWN_TYPES = (
+    "postgres", "hive", "iceberg", "oracle", "clickhouse", "mssql", "mysql",
+    "s3", "hdfs", "sftp", "ftp", "ftps", "webdav", "samba",
+)
+
+
+def handler_class_for(connection_type: str) -> type[Handler]:
+    target = HANDLERS.get(connection_type)
+    if target is None:
+        if connection_type in KNOWN_TYPES:
+            raise UnsupportedConnectionTypeError(
+                f"connection type {connection_type!r} is not supported by this syncmaster-ray version yet "
+                f"(supported: {', '.join(sorted(HANDLERS))})"
+            )
+        raise UnsupportedConnectionTypeError(
+            f"unknown connection type {connection_type!r}; SyncMaster's types are: {', '.join(KNOWN_TYPES)}"
+        )
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)

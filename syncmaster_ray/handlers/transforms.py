@@ -1,0 +1,124 @@
+"""SyncMaster transformations as SQL fragments: row filters, column filters and the SQL step.
+
+Pure string building, per dialect, with quoting and escaping in one place (the stock worker pastes values
+between quotes unescaped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from syncmaster_ray.errors import InvalidParamsError
+
+BASE_OPERATORS = {
+    "is_null": "IS NULL",
+    "is_not_null": "IS NOT NULL",
+    "equal": "=",
+    "not_equal": "!=",
+    "greater_than": ">",
+    "greater_or_equal": ">=",
+    "less_than": "<",
+    "less_or_equal": "<=",
+    "like": "LIKE",
+    "ilike": "ILIKE",
+    "not_like": "NOT LIKE",
+    "not_ilike": "NOT ILIKE",
+}
+VALUELESS = {"is_null", "is_not_null"}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one backend quotes names and spells regexp/ilike."""
+
+    quote: str = '"'
+    regexp: str = "~"
+    native_ilike: bool = True
+
+    def quote_name(self, name: str) -> str:
+        return f"{self.quote}{name.replace(self.quote, self.quote * 2)}{self.quote}"
+
+
+POSTGRES = Dialect(quote='"', regexp="~", native_ilike=True)
+
+
+def literal(value: Any) -> str:
+    """A single-quoted SQL string literal, with quotes escaped."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def filters_of(transformations: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    filters: list[dict[str, Any]] = []
+    for transformation in transformations:
+        if transformation.get("type") == kind:
+            items = transformation.get("filters")
+            if not isinstance(items, list):
+                raise InvalidParamsError(f"transformation {kind!r} needs a 'filters' list")
+            filters.extend(items)
+    return filters
+
+
+def rows_filter_sql(filters: list[dict[str, Any]], dialect: Dialect) -> str | None:
+    """SyncMaster's ``dataframe_rows_filter`` as a WHERE clause (clauses joined with AND)."""
+    clauses = [_row_clause(f, dialect) for f in filters]
+    return " AND ".join(clauses) or None
+
+
+def _row_clause(filter_: dict[str, Any], dialect: Dialect) -> str:
+    op = filter_.get("type")
+    field = filter_.get("field")
+    if not isinstance(field, str) or not field:
+        raise InvalidParamsError(f"row filter {op!r} needs a 'field'")
+    name = dialect.quote_name(field)
+    if op in VALUELESS:
+        return f"{name} {BASE_OPERATORS[op]}"
+    if "value" not in filter_ or filter_["value"] is None:
+        raise InvalidParamsError(f"row filter {op!r} on {field!r} needs a 'value'")
+    value = literal(filter_["value"])
+    if op == "regexp":
+        return f"{name} {dialect.regexp} {value}"
+    if op in ("ilike", "not_ilike") and not dialect.native_ilike:
+        negation = "NOT " if op == "not_ilike" else ""
+        return f"LOWER({name}) {negation}LIKE LOWER({value})"
+    if op not in BASE_OPERATORS:
+        raise InvalidParamsError(f"unknown row filter operator {op!r}")
+    return f"{name} {BASE_OPERATORS[op]} {value}"
+
+
+def columns_filter_sql(filters: list[dict[str, Any]], dialect: Dialect) -> list[str] | None:
+    """SyncMaster's ``dataframe_columns_filter``: include -> f, rename -> f AS to, cast -> CAST(f AS t) AS f."""
+    expressions: list[str] = []
+    for filter_ in filters:
+        kind, field = filter_.get("type"), filter_.get("field")
+        if not isinstance(field, str) or not field:
+            raise InvalidParamsError(f"column filter {kind!r} needs a 'field'")
+        name = dialect.quote_name(field)
+        if kind == "include":
+            expressions.append(name)
+        elif kind == "rename":
+            expressions.append(f"{name} AS {dialect.quote_name(_required(filter_, 'to', kind))}")
+        elif kind == "cast":
+            expressions.append(f"CAST({name} AS {_required(filter_, 'as_type', kind)}) AS {name}")
+        else:
+            raise InvalidParamsError(f"unknown column filter {kind!r}")
+    return expressions or None
+
+
+def sql_query_of(transformations: Iterable[dict[str, Any]]) -> str | None:
+    """The ``sql`` transformation's query (run by Spark against the view ``source``), if any."""
+    for transformation in transformations:
+        if transformation.get("type") == "sql":
+            query = transformation.get("query")
+            if not isinstance(query, str) or not query.strip().upper().startswith(("SELECT", "WITH")):
+                raise InvalidParamsError("the sql transformation's query must start with SELECT or WITH")
+            return query
+    return None
+
+
+def _required(filter_: dict[str, Any], key: str, kind: Any) -> str:
+    value = filter_.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidParamsError(f"column filter {kind!r} needs {key!r}")
+    return value

@@ -1,0 +1,34 @@
+"""Names derived from a run: the Ray submission id, and the actor and placement group named after it.
+
+The submission id is deterministic, so a redelivered task finds the job its predecessor submitted instead of
+starting a second one. It carries a namespace (by default the SyncMaster database's name) because run ids are only
+unique within one database, and one Ray cluster may serve several SyncMaster installations.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNSAFE = re.compile(r"[^a-z0-9]+")
+_SUBMISSION_RE = re.compile(r"^syncmaster-(?P<namespace>[a-z0-9-]+)-run-(?P<run_id>\d+)$")
+
+
+def normalize_namespace(value: str) -> str:
+    return _UNSAFE.sub("-", value.lower()).strip("-")[:40] or "default"
+
+
+def submission_id_for(run_id: int, namespace: str) -> str:
+    return f"syncmaster-{normalize_namespace(namespace)}-run-{run_id}"
+
+
+def run_id_of(submission_id: str) -> int | None:
+    match = _SUBMISSION_RE.match(submission_id)
+    return int(match["run_id"]) if match else None
+
+
+def actor_name_for(submission_id: str) -> str:
+    return f"{submission_id}-driver"
+
+
+def placement_group_name_for(submission_id: str) -> str:
+    return f"{submission_id}-pg"

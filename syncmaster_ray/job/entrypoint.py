@@ -1,0 +1,138 @@
+"""The Ray job entrypoint: ``python -m syncmaster_ray.job --run-id N``.
+
+It gets only the run id. Settings (database, Fernet key) come from the node's environment or the file named by
+``SYNCMASTER_RAY_ENV_FILE``, so no secret appears in the entrypoint, runtime_env or metadata on the dashboard.
+
+Lifecycle: load and validate the spec -> reserve every executor and the driver with one placement group and wait
+for it -> start the transfer actor in the driver bundle -> record the outcome -> kill the actor and remove the
+group in ``finally``. Exit code 0 on success, 1 on failure (the reason is in our table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from syncmaster_ray.errors import ResourcesUnavailableError, RunStopped
+from syncmaster_ray.outcome import classify
+
+log = logging.getLogger("syncmaster_ray.job")
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise RunStopped("the run was stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m syncmaster_ray.job", description=__doc__.splitlines()[0])
+    parser.add_argument("--run-id", type=int, required=True, help="SyncMaster run.id to execute")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Ray's stop_job sends SIGTERM first: turn it into an exception so every ``finally`` below runs.
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    return run_job(args.run_id)
+
+
+def run_job(run_id: int) -> int:
+    from syncmaster_ray.db.engine import get_engine
+    from syncmaster_ray.db.repository import RunRepository
+    from syncmaster_ray.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except Exception as exc:
+        # No database access without settings: the reason goes to the job log, the Celery side records it.
+        # Without settings there is no database to record a reason in: the Celery side reports this message.
+        print(f"syncmaster-ray: the Ray node has no valid settings ({type(exc).__name__})", file=sys.stderr)
+        return 2
+    repo = RunRepository(get_engine(settings.database.sync_url))
+    secrets = (settings.database.url.get_secret_value(), *([settings.secret_key] if settings.encryption else []))
+    started = time.monotonic()
+    try:
+        result = _execute(run_id, settings, repo)
+    except BaseException as exc:
+        code, reason = classify(exc, secrets)
+        result = {"ok": False, "code": code, "reason": reason}
+    duration = round(time.monotonic() - started, 3)
+    if result["ok"]:
+        metrics = {**result["metrics"], "job_seconds": duration}
+        repo.record(run_id, metrics=metrics, duration_seconds=duration, error_code=None, reason=None)
+        log.info("Run %s finished in %.1f s: %s", run_id, duration, metrics)
+        return 0
+    repo.record(run_id, error_code=result["code"], reason=result["reason"], duration_seconds=duration)
+    log.error("Run %s failed [%s]: %s", run_id, result["code"], result["reason"])
+    return 1
+
+
+def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from syncmaster_ray.ids import actor_name_for, placement_group_name_for, submission_id_for
+    from syncmaster_ray.job.actor import TransferActor
+    from syncmaster_ray.job.placement import fits_somewhere, plan_placement
+    from syncmaster_ray.job.transfer import build_handlers
+
+    spec = repo.load_run_spec(run_id, settings.secret_key)
+    build_handlers(spec)  # fail on bad params before reserving anything
+    plan = plan_placement(
+        spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes
+    )
+    submission_id = submission_id_for(run_id, settings.job_namespace)
+    ray.init(logging_level=logging.WARNING)
+    cluster_total = ray.cluster_resources()
+    if not fits_somewhere(plan, cluster_total):
+        raise ResourcesUnavailableError(
+            f"the transfer asks for {_describe(plan.total)} but the whole cluster has {_describe(cluster_total)}"
+        )
+    group = placement_group(plan.bundles, strategy="PACK", name=placement_group_name_for(submission_id))
+    actor = None
+    try:
+        _wait_for_capacity(group, plan.total, settings.ray.placement_timeout_seconds)
+        actor = (
+            ray.remote(TransferActor)
+            .options(
+                name=actor_name_for(submission_id),
+                num_cpus=plan.bundles[plan.driver_bundle_index]["CPU"],
+                memory=plan.bundles[plan.driver_bundle_index]["memory"],
+                max_restarts=0,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    placement_group=group, placement_group_bundle_index=plan.driver_bundle_index
+                ),
+            )
+            .remote(run_id)
+        )
+        return ray.get(actor.run.remote(group, plan.executor_bundle_indexes))
+    finally:
+        if actor is not None:
+            ray.kill(actor, no_restart=True)
+        remove_placement_group(group)
+
+
+def _wait_for_capacity(group: Any, asked: dict[str, float], timeout: float) -> None:
+    import ray
+
+    log.info("Waiting for cluster capacity: %s", _describe(asked))
+    ready, _ = ray.wait([group.ready()], timeout=timeout)
+    if not ready:
+        raise ResourcesUnavailableError(
+            f"no capacity for {_describe(asked)} within {timeout:.0f} s (SYNCMASTER__RAY__PLACEMENT_TIMEOUT_SECONDS)"
+        )
+
+
+def _describe(resources: dict[str, float]) -> str:
+    parts = []
+    for key in ("CPU", "memory"):
+        if key in resources:
+            value = resources[key]
+            parts.append(f"{value / 1024**3:.1f} GiB memory" if key == "memory" else f"{value:g} CPU")
+    return ", ".join(parts) or "nothing"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

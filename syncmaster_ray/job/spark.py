@@ -1,0 +1,51 @@
+"""Spark configuration for a run on RayDP: jars (local paths or Maven coordinates), JVM flags, resources."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from syncmaster_ray.settings import SparkSettings
+
+log = logging.getLogger(__name__)
+
+
+def existing_jars(paths: list[str]) -> list[str]:
+    found = [path for path in paths if os.path.isfile(path)]
+    for path in sorted(set(paths) - set(found)):
+        log.warning("Configured jar %s does not exist on this node: skipped", path)
+    return found
+
+
+def spark_configs(
+    settings: SparkSettings, *, maven_packages: list[str], driver_memory_mb: int, parallelism: int
+) -> dict[str, str]:
+    """Everything we pass as RayDP ``configs``: operator extras first, then ours."""
+    jars = existing_jars(settings.jars)
+    timezone_flag = "-Duser.timezone=UTC"
+    configs: dict[str, Any] = {
+        **settings.extra_config,
+        "spark.sql.pyspark.jvmStacktrace.enabled": "true",
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.default.parallelism": str(parallelism),
+        "spark.sql.shuffle.partitions": str(max(parallelism, 1)),
+        "spark.driver.memory": f"{driver_memory_mb}m",
+        "spark.driver.extraJavaOptions": timezone_flag,
+        "spark.executor.extraJavaOptions": timezone_flag,
+        # RayDP's master JVMs have no heap cap by default (25 % of RAM each); these options are also appended to
+        # the driver's, so they must never contain -Xmx (stack-notes pitfall 3).
+        "spark.ray.raydp_app_master.extraJavaOptions": settings.master_jvm_options,
+        # The RayDP master actor asks for no CPU: every CPU of the transfer is in its placement group.
+        "spark.ray.raydp_spark_master.actor.resource.CPU": "0",
+    }
+    if jars:
+        configs["spark.jars"] = ",".join(jars)
+        configs["spark.driver.extraClassPath"] = ":".join(jars)
+        configs["raydp.executor.extraClassPath"] = ":".join(jars)
+    if settings.use_maven_packages and maven_packages:
+        configs["spark.jars.packages"] = ",".join(maven_packages)
+    return {key: str(value) for key, value in configs.items()}

@@ -1,0 +1,202 @@
+"""A throw-away local Ray head for development, the demo and the tests.
+
+Its own temp dir and ports, started in its own process group with ``ray start --block`` and stopped by that PID,
+never with ``ray stop`` (which kills every Ray process of the user: stack-notes pitfall 9).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GiB = 1024**3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _free_port_range(size: int) -> int:
+    """A start port with ``size`` free ports after it (Ray's worker port range)."""
+    for _ in range(50):
+        start = free_port()
+        if start + size < 65000 and all(_is_free(start + i) for i in range(size)):
+            return start
+    raise RuntimeError("no free port range for Ray workers")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class LocalRayHead:
+    """``with LocalRayHead(env=...) as head: head.dashboard_url``."""
+
+    num_cpus: int = 4
+    memory_bytes: int = 8 * GiB
+    object_store_bytes: int = 512 * 1024**2
+    env: dict[str, str] = field(default_factory=dict)
+    resources: str | None = None
+    temp_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="smr-ray-", dir="/tmp"))
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+    dashboard_port: int = field(default_factory=free_port)
+    gcs_port: int = field(default_factory=free_port)
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    @property
+    def gcs_address(self) -> str:
+        return f"{socket.gethostbyname(socket.gethostname())}:{self.gcs_port}"
+
+    def command(self) -> list[str]:
+        ray = str(Path(sys.executable).with_name("ray"))
+        worker_ports = _free_port_range(60)
+        command = [
+            ray, "start", "--head", "--block", "--disable-usage-stats",
+            f"--temp-dir={self.temp_dir}",
+            f"--port={self.gcs_port}",
+            "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
+            f"--num-cpus={self.num_cpus}", "--num-gpus=0",
+            f"--memory={self.memory_bytes}", f"--object-store-memory={self.object_store_bytes}",
+            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
+            f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--min-worker-port={worker_ports}", f"--max-worker-port={worker_ports + 59}",
+        ]
+        if self.resources:
+            command.append(f"--resources={self.resources}")
+        return command
+
+    def start(self, timeout: float = 120) -> LocalRayHead:
+        env = {**os.environ, **self.env}
+        # The job entrypoint runs `python -m syncmaster_ray.job`: make `python` this interpreter.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.setdefault("RAY_DEDUP_LOGS", "0")
+        log_path = self.log_path or Path(self.temp_dir) / "ray-start.log"
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._wait_ready(timeout, log_path)
+        return self
+
+    def _wait_ready(self, timeout: float, log_path: Path) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"ray start exited with {self.process.returncode}; see {log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.dashboard_url}/api/jobs/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"the Ray head did not answer within {timeout:.0f} s; see {log_path}")
+
+    def stop(self, grace: float = 15) -> None:
+        """SIGTERM the whole process group of ``ray start --block``, then SIGKILL what is left."""
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _group_alive(pgid):
+                time.sleep(0.2)
+            if not _group_alive(pgid):
+                break
+        self.process.wait(timeout=5)
+        self.process = None
+
+    def __enter__(self) -> LocalRayHead:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass
+class LocalCeleryWorker:
+    """``python -m celery -A syncmaster_ray.worker worker -Q <slugs>`` as a child process group."""
+
+    queues: str
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="smr-celery-", suffix=".log")[1]))
+    concurrency: int = 2
+    process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> LocalCeleryWorker:
+        command = [
+            sys.executable, "-m", "celery", "-A", "syncmaster_ray.worker", "worker",
+            "-Q", self.queues, f"--concurrency={self.concurrency}", "--loglevel=INFO",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            f"--hostname=smr-{os.getpid()}-{free_port()}@%h",
+        ]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited with {self.process.returncode}; see {self.log_path}")
+            if b" ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.3)
+        raise RuntimeError(f"the Celery worker was not ready within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self, grace: float = 20) -> None:
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _group_alive(pgid):
+                time.sleep(0.2)
+            if not _group_alive(pgid):
+                break
+        self.process.wait(timeout=5)
+        self.process = None
+
+    def __enter__(self) -> LocalCeleryWorker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,36 @@
+"""Turn any exception into the (code, reason) a run records: one line, specific, secret-free."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from syncmaster_ray.errors import SyncmasterRayError
+from syncmaster_ray.redact import redact
+
+REASON_MAX_CHARS = 1000
+_JAVA_OR_PY_ERROR = re.compile(r"(?:[\w$]+\.)*(?P<cls>[\w$]*(?:Exception|Error)): (?P<msg>.+)")
+_SKIP = ("Py4JJavaError", "An error occurred while calling")
+
+
+def short_error(exc: BaseException) -> str:
+    """The most telling line of a (possibly Java) error: ``PSQLException: ERROR: relation "x" does not exist``."""
+    text = str(exc) or type(exc).__name__
+    for raw in text.splitlines():
+        line = raw.strip().lstrip(": ").strip()
+        if not line or line.startswith("at ") or any(skip in line for skip in _SKIP):
+            continue
+        match = _JAVA_OR_PY_ERROR.match(line)
+        if match:
+            return f"{match['cls']}: {match['msg']}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), text)
+    return f"{type(exc).__name__}: {first}"
+
+
+def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]:
+    """``(code, reason)`` for the run record. Our errors keep their code; anything else is ``internal``."""
+    if isinstance(exc, SyncmasterRayError):
+        code, reason = exc.code, exc.reason
+    else:
+        code, reason = "internal", f"unexpected error: {short_error(exc)}"
+    return code, redact(" ".join(reason.split()), secrets)[:REASON_MAX_CHARS]

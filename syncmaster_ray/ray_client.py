@@ -1,0 +1,108 @@
+"""The Celery side's only door to Ray: submit, look up, stop and read logs of transfer jobs.
+
+Owns the mapping from Ray's ``JobStatus`` to ours and turns Ray's bare ``RuntimeError``s into typed errors.
+Imports ``ray.job_submission`` only (an HTTP client); never Spark, RayDP or onETL.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from syncmaster_ray.errors import JobLostError, SubmitError
+from syncmaster_ray.redact import redact
+
+log = logging.getLogger(__name__)
+LOG_TAIL_CHARS = 20_000
+
+
+class JobState(enum.StrEnum):
+    """Ray job states as seen by us; ``MISSING`` when the head does not know the job (e.g. it restarted)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+    MISSING = "MISSING"
+
+    def is_terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED, JobState.MISSING)
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    state: JobState
+    message: str = ""
+    start_time_ms: int | None = None
+    end_time_ms: int | None = None
+
+
+def _is_not_found(exc: Exception) -> bool:
+    text = str(exc)
+    return "404" in text or "does not exist" in text or "not found" in text.lower()
+
+
+class RayJobs:
+    """A thin, typed wrapper around ``JobSubmissionClient`` for one Ray cluster."""
+
+    def __init__(self, address: str) -> None:
+        from ray.job_submission import JobSubmissionClient
+
+        self.address = address
+        try:
+            self._client = JobSubmissionClient(address)
+        except Exception as exc:  # ConnectionError, RuntimeError, ValueError
+            raise SubmitError(f"the Ray Jobs API at {redact(address)} cannot be reached: {redact(str(exc))}") from None
+
+    def snapshot(self, submission_id: str) -> JobSnapshot:
+        try:
+            info = self._client.get_job_info(submission_id)
+        except RuntimeError as exc:
+            if _is_not_found(exc):
+                return JobSnapshot(JobState.MISSING, f"Ray does not know job {submission_id}")
+            raise
+        return JobSnapshot(
+            state=JobState(str(info.status.value if hasattr(info.status, "value") else info.status)),
+            message=info.message or "",
+            start_time_ms=info.start_time,
+            end_time_ms=info.end_time,
+        )
+
+    def submit(self, *, submission_id: str, entrypoint: str, metadata: dict[str, str]) -> bool:
+        """Submit unless a job with this id exists already. Returns True when this call submitted it."""
+        if self.snapshot(submission_id).state is not JobState.MISSING:
+            log.info("Ray job %s exists already: re-attaching", submission_id)
+            return False
+        try:
+            self._client.submit_job(entrypoint=entrypoint, submission_id=submission_id, metadata=metadata)
+        except RuntimeError as exc:
+            # A concurrent submit of the same id surfaces as an HTTP 500 RuntimeError, not a typed error.
+            if self.snapshot(submission_id).state is not JobState.MISSING:
+                return False
+            raise SubmitError(f"Ray refused job {submission_id}: {redact(str(exc))}") from None
+        return True
+
+    def stop(self, submission_id: str) -> None:
+        try:
+            self._client.stop_job(submission_id)
+        except RuntimeError as exc:
+            if not _is_not_found(exc):
+                raise
+
+    def logs_tail(self, submission_id: str, secrets: tuple[str, ...] = ()) -> str:
+        try:
+            logs = self._client.get_job_logs(submission_id)
+        except RuntimeError as exc:
+            if _is_not_found(exc):
+                raise JobLostError(f"the logs of Ray job {submission_id} are gone") from None
+            raise
+        return redact(logs[-LOG_TAIL_CHARS:], secrets)
+
+    def delete(self, submission_id: str) -> None:
+        try:
+            self._client.delete_job(submission_id)
+        except RuntimeError as exc:
+            if not _is_not_found(exc):
+                log.warning("could not delete Ray job %s: %s", submission_id, redact(str(exc)))

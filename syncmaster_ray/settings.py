@@ -1,0 +1,199 @@
+"""Settings, read from SyncMaster's own environment variables.
+
+The stock worker's env file works unchanged: ``SYNCMASTER__DATABASE__URL``, ``SYNCMASTER__BROKER__URL``,
+``SYNCMASTER__ENCRYPTION__SECRET_KEY`` and ``SYNCMASTER__WORKER__LOG_URL_TEMPLATE`` mean what they mean to SyncMaster.
+Our own knobs live under ``SYNCMASTER__RAY__*`` and ``SYNCMASTER__SPARK__*``.
+
+Ray nodes read the same variables from the environment ``ray start`` ran in, or from the dotenv file named by
+``SYNCMASTER_RAY_ENV_FILE``; secrets therefore never travel with a job.
+
+Example::
+
+    SYNCMASTER__DATABASE__URL=postgresql+asyncpg://syncmaster:secret@db:5432/syncmaster
+    SYNCMASTER__BROKER__URL=amqp://guest:guest@rabbitmq:5672/
+    SYNCMASTER__ENCRYPTION__SECRET_KEY=<Fernet key>
+    SYNCMASTER__RAY__ADDRESS=http://ray-head:8265
+    SYNCMASTER__RAY__DASHBOARD_URL=https://ray.example.com
+
+This module is imported by the Celery worker: keep it light (pydantic, cryptography, SQLAlchemy's URL).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from syncmaster_ray.errors import ConfigError
+
+ENV_FILE_VARIABLE = "SYNCMASTER_RAY_ENV_FILE"
+DEFAULT_POSTGRES_JAR = "/usr/share/java/postgresql.jar"
+DEFAULT_MARIADB_JAR = "/usr/share/java/mariadb-java-client.jar"
+
+
+class DatabaseSettings(BaseModel):
+    url: SecretStr = Field(
+        description="SyncMaster's database. SyncMaster's `postgresql+asyncpg://` form and plain `postgresql://` "
+        "are both accepted; the worker talks to it synchronously with psycopg 3.",
+    )
+
+    @property
+    def sync_url(self) -> str:
+        """The URL in the SQLAlchemy form our engine uses (``postgresql+psycopg://``)."""
+        return to_psycopg_url(self.url.get_secret_value())
+
+
+class BrokerSettings(BaseModel):
+    url: SecretStr = Field(
+        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="The Celery broker SyncMaster publishes `run_transfer_task` to.",
+    )
+
+
+class EncryptionSettings(BaseModel):
+    secret_key: SecretStr = Field(description="The Fernet key SyncMaster encrypts `auth_data` with.")
+
+
+class WorkerSettings(BaseModel):
+    log_url_template: str = Field(
+        default="",
+        description="Jinja2 template for `run.log_url`. Variables: `run`, `correlation_id` (as in SyncMaster), "
+        "`ray_job_id`, `dashboard_url` and `ray_job_url`. Empty: the Ray dashboard job page.",
+    )
+    job_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often the Celery task polls the Ray job and the run's status."
+    )
+
+
+class RaySettings(BaseModel):
+    address: str = Field(
+        default="http://127.0.0.1:8265",
+        description="The Ray Jobs API (the dashboard's HTTP address) the Celery worker submits jobs to.",
+    )
+    dashboard_url: str | None = Field(
+        default=None, description="Public base of the Ray dashboard for links; defaults to `address`."
+    )
+    job_namespace: str | None = Field(
+        default=None,
+        description="Namespace in Ray submission ids (`syncmaster-<namespace>-run-<id>`), so several SyncMaster "
+        "databases can share one cluster. Defaults to the database name.",
+    )
+    job_python: str = Field(
+        default="python",
+        description="Interpreter the Ray job entrypoint runs with on the cluster (must have syncmaster-ray).",
+    )
+    placement_timeout_seconds: float = Field(
+        default=3600, gt=0, description="How long a run waits for cluster capacity before it fails."
+    )
+    driver_cpus: float = Field(default=1, gt=0, description="CPUs reserved for the Spark driver actor.")
+    driver_memory_bytes: int = Field(
+        default=1024**3, gt=0, description="Memory reserved (and given as -Xmx) for the Spark driver."
+    )
+
+    @property
+    def public_dashboard_url(self) -> str:
+        return (self.dashboard_url or self.address).rstrip("/")
+
+
+class SparkSettings(BaseModel):
+    jars: list[str] = Field(
+        default_factory=lambda: [DEFAULT_POSTGRES_JAR, DEFAULT_MARIADB_JAR],
+        description="Local jar paths put on the Spark classpath (they must exist at the same path on every node). "
+        "Missing paths are skipped with a warning.",
+    )
+    use_maven_packages: bool = Field(
+        default=False,
+        description="Also resolve onETL's Maven coordinates for the transfer's connection types "
+        "(`spark.jars.packages`); needs Maven access from every node.",
+    )
+    extra_config: dict[str, str] = Field(
+        default_factory=dict, description="Extra Spark options, applied before ours (JSON object)."
+    )
+    master_jvm_options: str = Field(
+        default="-XX:MaxRAMPercentage=10 -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto",
+        description="JVM options of RayDP's short-lived master JVMs. Never put -Xmx here: RayDP appends these "
+        "to the Spark driver's options too.",
+    )
+
+
+class AppSettings(BaseSettings):
+    """Everything the worker, the Ray job and the CLI read."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SYNCMASTER__",
+        env_nested_delimiter="__",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    database: DatabaseSettings
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    encryption: EncryptionSettings | None = Field(
+        default=None, description="Needed where credentials are decrypted: Ray nodes and the CLI."
+    )
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+
+    @property
+    def secret_key(self) -> str:
+        """The Fernet key, or a ConfigError naming the variable to set."""
+        if self.encryption is None:
+            raise ConfigError("SYNCMASTER__ENCRYPTION__SECRET_KEY is not set on this node")
+        return self.encryption.secret_key.get_secret_value()
+
+    @property
+    def job_namespace(self) -> str:
+        if self.ray.job_namespace:
+            return self.ray.job_namespace
+        return make_url(self.database.sync_url).database or "default"
+
+    @model_validator(mode="after")
+    def _check_key(self) -> AppSettings:
+        if self.encryption is None:
+            return self
+        try:
+            Fernet(self.encryption.secret_key.get_secret_value())
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                "SYNCMASTER__ENCRYPTION__SECRET_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes)"
+            ) from exc
+        return self
+
+
+class _DatabaseUrlCheck(BaseModel):
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql", "postgres://")):
+            raise ValueError("only PostgreSQL URLs are supported")
+        return value
+
+
+def to_psycopg_url(url: str) -> str:
+    """Map SyncMaster's ``postgresql+asyncpg://`` (or any postgres scheme) to ``postgresql+psycopg://``."""
+    _DatabaseUrlCheck(url=url)
+    _, _, rest = url.partition("://")
+    return f"postgresql+psycopg://{rest}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> AppSettings:
+    """Settings from the environment, plus the dotenv file named by ``SYNCMASTER_RAY_ENV_FILE``."""
+    env_file = os.environ.get(ENV_FILE_VARIABLE)
+    if env_file and not Path(env_file).is_file():
+        raise FileNotFoundError(f"{ENV_FILE_VARIABLE} names {env_file!r}, which does not exist")
+    try:
+        return AppSettings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SYNCMASTER__{'__'.join(str(p).upper() for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid syncmaster-ray settings: {problems}") from None

@@ -1,0 +1,164 @@
+"""``RunSupervisor``: everything the Celery task does for one run, kept free of Celery so it reads top to bottom.
+
+claim (CREATED -> STARTED, with started_at and log_url) -> submit the Ray job (or re-attach to it) -> watch it,
+forwarding SEND_STOP_SIGNAL -> persist the job's message and log tail -> write FINISHED / FAILED / STOPPED.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from syncmaster_ray.db.engine import get_engine
+from syncmaster_ray.db.models import Run, Status
+from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository, utcnow
+from syncmaster_ray.errors import JobLostError, SyncmasterRayError
+from syncmaster_ray.ids import submission_id_for
+from syncmaster_ray.links import render_log_url
+from syncmaster_ray.outcome import classify
+from syncmaster_ray.ray_client import JobSnapshot, JobState, RayJobs
+from syncmaster_ray.redact import redact
+from syncmaster_ray.settings import AppSettings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class TransferFailed(SyncmasterRayError):
+    """Raised at the end of a failed run so Celery records the task as FAILURE, as the stock worker does."""
+
+    code = "transfer_failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    code: str | None = None
+    reason: str | None = None
+
+
+class RunSupervisor:
+    def __init__(self, settings: AppSettings, repo: RunRepository) -> None:
+        self.settings = settings
+        self.repo = repo
+
+    @classmethod
+    def from_settings(cls) -> RunSupervisor:
+        settings = get_settings()
+        return cls(settings, RunRepository(get_engine(settings.database.sync_url)))
+
+    def supervise(self, run_id: int, *, correlation_id: str) -> str:
+        run = self.repo.get_run(run_id)
+        if run is None:
+            log.warning("Run %s not found: nothing to do", run_id)
+            return "skipped"
+        submission_id = submission_id_for(run_id, self.settings.job_namespace)
+        if not self._take(run, submission_id, correlation_id):
+            return "skipped"
+        verdict = self._run_job(run_id, submission_id)
+        self._finish(run_id, submission_id, verdict)
+        if verdict.status is Status.FAILED:
+            raise TransferFailed(f"run {run_id} failed: {verdict.reason}")
+        return verdict.status.value
+
+    # --- taking the run ----------------------------------------------------------------------------------------
+    def _take(self, run: Run, submission_id: str, correlation_id: str) -> bool:
+        """Claim a CREATED run, or re-attach to the job of a run whose earlier worker died mid-way."""
+        if run.status == Status.CREATED:
+            run.started_at = utcnow()
+            log_url = render_log_url(self.settings, run=run, correlation_id=correlation_id,
+                                     submission_id=submission_id)
+            if not self.repo.claim_run(run.id, started_at=run.started_at, log_url=log_url):
+                log.info("Run %s was claimed, stopped or finished meanwhile: skipped", run.id)
+                return False
+            self.repo.record(run.id, submission_id=submission_id, correlation_id=correlation_id,
+                             ray_job_status=JobState.PENDING.value, error_code=None, reason=None)
+            log.info("Run %s claimed; Ray job %s; log_url %s", run.id, submission_id, log_url)
+            return True
+        record = self.repo.get_record(run.id)
+        if run.status == Status.SEND_STOP_SIGNAL and (record is None or record.submission_id is None):
+            self.repo.end_run(run.id, Status.STOPPED, from_statuses=(Status.SEND_STOP_SIGNAL.value,))
+            self.repo.record(run.id, error_code="stopped", reason="stopped before any worker took it")
+            log.info("Run %s was stopped before it started: STOPPED", run.id)
+            return False
+        if run.status in ACTIVE_STATUSES and record is not None and record.submission_id == submission_id:
+            log.warning("Run %s is %s already: re-attaching to Ray job %s", run.id, run.status, submission_id)
+            return True
+        log.info("Run %s is %s: not ours to run, skipped", run.id, run.status)
+        return False
+
+    # --- the Ray job -------------------------------------------------------------------------------------------
+    def _run_job(self, run_id: int, submission_id: str) -> Verdict:
+        try:
+            jobs = RayJobs(self.settings.ray.address)
+            jobs.submit(
+                submission_id=submission_id,
+                entrypoint=f"{self.settings.ray.job_python} -m syncmaster_ray.job --run-id {run_id}",
+                metadata={"syncmaster_run_id": str(run_id), "submitted_by": "syncmaster-ray"},
+            )
+            snapshot, stop_requested = self._watch(jobs, run_id, submission_id)
+        except SyncmasterRayError as exc:
+            code, reason = classify(exc, self._secrets())
+            return Verdict(Status.FAILED, code, reason)
+        verdict = self._judge(run_id, snapshot, stop_requested)
+        self._persist_logs(jobs, run_id, submission_id, snapshot)
+        return verdict
+
+    def _watch(self, jobs: RayJobs, run_id: int, submission_id: str) -> tuple[JobSnapshot, bool]:
+        """Poll until the job ends, forwarding a stop request to Ray once."""
+        stop_requested = False
+        last_state: JobState | None = None
+        while True:
+            snapshot = jobs.snapshot(submission_id)
+            if snapshot.state is not last_state:
+                self.repo.record(run_id, ray_job_status=snapshot.state.value)
+                last_state = snapshot.state
+            if snapshot.state.is_terminal():
+                return snapshot, stop_requested
+            if not stop_requested and self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
+                log.info("Run %s: stop requested, stopping Ray job %s", run_id, submission_id)
+                jobs.stop(submission_id)
+                stop_requested = True
+            time.sleep(self.settings.worker.job_poll_interval_seconds)
+
+    def _judge(self, run_id: int, snapshot: JobSnapshot, stop_requested: bool) -> Verdict:
+        """The one mapping from a Ray job's end to a SyncMaster status and reason."""
+        if snapshot.state is JobState.SUCCEEDED:
+            return Verdict(Status.FINISHED)
+        if snapshot.state is JobState.STOPPED and stop_requested:
+            return Verdict(Status.STOPPED, "stopped", "stopped on request")
+        if snapshot.state is JobState.MISSING:
+            error = JobLostError("the Ray job is gone (was the Ray head restarted?)")
+            return Verdict(Status.FAILED, error.code, error.reason)
+        if snapshot.state is JobState.STOPPED:
+            return Verdict(Status.FAILED, "stopped_externally", "the Ray job was stopped outside SyncMaster")
+        record = self.repo.get_record(run_id)
+        if record is not None and record.reason:
+            return Verdict(Status.FAILED, record.error_code, record.reason)
+        message = redact(" ".join(snapshot.message.split()), self._secrets())[:1000]
+        return Verdict(Status.FAILED, "job_failed", f"the Ray job failed: {message or 'no message'}")
+
+    def _persist_logs(self, jobs: RayJobs, run_id: int, submission_id: str, snapshot: JobSnapshot) -> None:
+        """Keep the job's message and log tail in our table: the Ray head forgets jobs when it restarts."""
+        try:
+            tail = jobs.logs_tail(submission_id, self._secrets())
+        except Exception as exc:  # logs are a convenience; never fail a run because of them
+            log.warning("Run %s: could not fetch the Ray job's logs: %s", run_id, redact(str(exc), self._secrets()))
+            tail = None
+        self.repo.record(run_id, log_tail=tail, job_message=redact(snapshot.message, self._secrets())[:4000])
+
+    def _finish(self, run_id: int, submission_id: str, verdict: Verdict) -> None:
+        if verdict.status is not Status.FINISHED:
+            self.repo.record(run_id, error_code=verdict.code, reason=verdict.reason)
+        if not self.repo.end_run(run_id, verdict.status):
+            log.warning("Run %s was no longer active: %s not written", run_id, verdict.status)
+            return
+        log.info("Run %s (Ray job %s): %s%s", run_id, submission_id, verdict.status,
+                 f" [{verdict.code}] {verdict.reason}" if verdict.reason else "")
+
+    def _secrets(self) -> tuple[str, ...]:
+        settings = self.settings
+        values = [settings.database.url.get_secret_value(), settings.broker.url.get_secret_value()]
+        if settings.encryption is not None:
+            values.append(settings.encryption.secret_key.get_secret_value())
+        return tuple(values)
