@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 class TransferActor:
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
+        # Actor processes log at WARNING by default; onETL's INFO lines (options, metrics) belong in the job log.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("py4j").setLevel(logging.WARNING)
 
     def ping(self) -> bool:
         return True

@@ -52,7 +52,7 @@ def _blame(error: type[SyncmasterRayError], what: str) -> Iterator[None]:
 
 
 def perform_transfer(spark: SparkSession, source: Handler, target: Handler) -> dict[str, Any]:
-    """Connect both sides, read, write. Returns phase timings in seconds."""
+    """Connect both sides, read, write. Returns phase timings in seconds and the number of read partitions."""
     timings: dict[str, float] = {}
     source_name = f"reading {source.params.get('table_name', '')} from {source.describe}".replace("  ", " ")
     target_name = f"writing {target.params.get('table_name', '')} to {target.describe}".replace("  ", " ")
@@ -63,8 +63,9 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler) -> d
             target.connect(spark)
     with _phase(timings, "read_plan_seconds"), _blame(SourceError, source_name):
         df = source.read()
+        partitions = df.rdd.getNumPartitions()
     # Spark is lazy: rows are read and written here, so a failure may come from either side.
     with _phase(timings, "copy_seconds"), _blame(TargetError, target_name):
         target.write(df)
     log.info("Transfer done: %s", timings)
-    return timings
+    return {**timings, "source_partitions": partitions}

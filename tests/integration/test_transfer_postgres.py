@@ -1,0 +1,117 @@
+"""Postgres -> Postgres through the whole pipeline: Celery task -> Ray job -> RayDP actor -> onETL."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.fixtures.postgres_data import checksum, create_source, unique_table
+from tests.fixtures.ray_cluster import spark_jvms
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+RUN_TIMEOUT = 600
+
+
+def connection_data(db_url: str) -> tuple[dict, dict]:
+    url = urllib.parse.urlsplit(db_url)
+    data = {"host": url.hostname, "port": url.port or 5432, "database_name": url.path.lstrip("/"),
+            "additional_params": {}}
+    auth = {"type": "basic", "user": url.username, "password": url.password or ""}
+    return data, auth
+
+
+@pytest.fixture(scope="module")
+def pg_connections(catalog, data_db_url, app_env):
+    data, auth = connection_data(data_db_url)
+    names = {}
+    for role in ("source", "target"):
+        name = f"pg_{role}"
+        if catalog.find_connection("e2e", name) is None:
+            catalog.create_connection(group_name="e2e", name=name, type_="postgres", data=data, auth=auth,
+                                      secret_key=app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"])
+        names[role] = catalog.find_connection("e2e", name)
+    return names
+
+
+def make_transfer(catalog, e2e_queue, pg_connections, source_table: str, target_table: str, executors: int = 1):
+    return catalog.create_transfer(
+        group_id=e2e_queue.group_id, name=f"t_{target_table.split('.')[1]}", description="", queue_id=e2e_queue.id,
+        source_connection_id=pg_connections["source"].id, target_connection_id=pg_connections["target"].id,
+        source_params={"type": "postgres", "table_name": source_table},
+        target_params={"type": "postgres", "table_name": target_table},
+        strategy_params={"type": "full"}, transformations=[],
+        resources={"max_parallel_tasks": executors, "cpu_cores_per_task": 1, "ram_bytes_per_task": 1024**3},
+        is_scheduled=False, schedule="",
+    )
+
+
+def start_and_wait(repo, transfer, slug: str):
+    """Create the run and send the task exactly as the server does, then wait for a terminal status."""
+    from syncmaster_ray.cli.run import send_run_task
+
+    run = repo.create_run(transfer.id)
+    send_run_task(run.id, slug)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        current = repo.get_run(run.id)
+        if current.status in ("FINISHED", "FAILED", "STOPPED"):
+            return current
+        time.sleep(1)
+    pytest.fail(f"run {run.id} did not end within {RUN_TIMEOUT} s (status {current.status})")
+
+
+def job_info(dashboard_url: str, submission_id: str) -> dict:
+    with urllib.request.urlopen(f"{dashboard_url}/api/jobs/{submission_id}", timeout=10) as response:
+        assert response.status == 200
+        return json.load(response)
+
+
+@pytest.mark.parametrize("executors", [1, 2], ids=["one-executor", "two-executors-partitioned"])
+def test_transfer_copies_every_row_and_reports_finished(
+    executors, repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
+):
+    source, target = unique_table("src"), unique_table("dst")
+    create_source(data_db_url, source, rows=5000)
+    transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target, executors=executors)
+
+    run = start_and_wait(repo, transfer, e2e_queue.slug)
+
+    record = repo.get_record(run.id)
+    assert run.status == "FINISHED", record.reason if record else None
+    assert run.started_at is not None and run.ended_at is not None and run.started_at <= run.ended_at
+    assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
+    # The log URL is the dashboard job page and carries what SyncMaster's own tests look for.
+    assert run.log_url.startswith(f"{ray_head.dashboard_url}/#/jobs/{record.submission_id}?")
+    assert "correlation_id=" in run.log_url and f"run_id={run.id}" in run.log_url
+    info = job_info(ray_head.dashboard_url, record.submission_id)
+    assert info["status"] == "SUCCEEDED"
+    assert info["entrypoint"].endswith(f"-m syncmaster_ray.job --run-id {run.id}")
+    assert record.ray_job_status == "SUCCEEDED" and record.metrics["copy_seconds"] > 0
+    assert record.metrics["source_partitions"] == executors  # hash-partitioned JDBC read, one per executor
+    assert spark_jvms() == []
+
+
+def test_missing_source_table_fails_with_reason_and_worker_takes_next_run(
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
+):
+    missing = unique_table("missing")
+    bad = make_transfer(catalog, e2e_queue, pg_connections, missing, unique_table("never"))
+
+    failed = start_and_wait(repo, bad, e2e_queue.slug)
+
+    record = repo.get_record(failed.id)
+    assert failed.status == "FAILED" and failed.ended_at is not None
+    assert record.error_code == "source"
+    assert missing.split(".")[1] in record.reason and "does not exist" in record.reason
+    assert "Traceback" not in record.reason
+
+    source, target = unique_table("src"), unique_table("dst")
+    create_source(data_db_url, source, rows=100)
+    good = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, source, target), e2e_queue.slug)
+    assert good.status == "FINISHED"
+    assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
+    assert celery_worker.process.poll() is None
