@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set a development / CI machine up: JDK 17, the Debian JDBC jars, a Python 3.11 venv with syncmaster-ray.
+# Idempotent; run from anywhere. Needs root (or sudo) for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+APT_PACKAGES=(openjdk-17-jre-headless libpostgresql-jdbc-java libmariadb-java postgresql-client)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "apt: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3.11}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+# pyspark 3.5.7 is an sdist (~317 MB); pip builds and caches its wheel once.
+.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import syncmaster_ray, raydp, pyspark, onetl; print('syncmaster-ray ready:', pyspark.__version__)"

@@ -1,0 +1,152 @@
+"""``syncmaster_ray.outcome``: any exception -> (code, reason), one line, specific and secret-free."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncmaster_ray.errors import (
+    ConfigError,
+    CredentialsError,
+    InvalidParamsError,
+    JobLostError,
+    ResourcesUnavailableError,
+    RunStopped,
+    SourceError,
+    SubmitError,
+    SyncmasterRayError,
+    TargetError,
+)
+from syncmaster_ray.outcome import REASON_MAX_CHARS, classify, short_error
+
+PY4J_TEXT = (
+    "An error occurred while calling o123.load.\n"
+    ': org.postgresql.util.PSQLException: ERROR: relation "public.x" does not exist\n'
+    "  Position: 15\n"
+    "\tat org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse(QueryExecutorImpl.java:2725)\n"
+    "\tat org.postgresql.core.v3.QueryExecutorImpl.processResults(QueryExecutorImpl.java:2412)\n"
+    "\tat org.postgresql.core.v3.QueryExecutorImpl.execute(QueryExecutorImpl.java:371)\n"
+    "\tat org.apache.spark.sql.execution.datasources.jdbc.JDBCRDD$.resolveTable(JDBCRDD.scala:61)\n"
+    "\tat java.base/java.lang.Thread.run(Thread.java:840)\n"
+)
+
+
+class Py4JJavaError(Exception):
+    """Shaped like py4j.protocol.Py4JJavaError: str() is the whole Java trace."""
+
+
+def test_py4j_error_gives_the_java_exception_line():
+    assert short_error(Py4JJavaError(PY4J_TEXT)) == 'PSQLException: ERROR: relation "public.x" does not exist'
+
+
+def test_py4j_error_classified_as_internal_with_the_java_line():
+    code, reason = classify(Py4JJavaError(PY4J_TEXT))
+    assert code == "internal"
+    assert reason == 'unexpected error: PSQLException: ERROR: relation "public.x" does not exist'
+    assert "\n" not in reason
+    assert "o123" not in reason
+    assert "QueryExecutorImpl" not in reason
+
+
+def test_py4j_prefix_line_is_skipped_even_if_it_looks_like_an_error():
+    text = "py4j.protocol.Py4JJavaError: An error occurred while calling o45.save.\n: java.sql.SQLException: boom"
+    assert short_error(Py4JJavaError(text)) == "SQLException: boom"
+
+
+def test_caused_by_chain_takes_the_first_exception_line():
+    text = (
+        "An error occurred while calling o9.load.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure\n"
+        "\tat org.apache.spark.scheduler.DAGScheduler.failJobAndIndependentStages(DAGScheduler.scala:2856)\n"
+        "Caused by: java.net.ConnectException: Connection refused\n"
+    )
+    assert short_error(Py4JJavaError(text)) == "SparkException: Job aborted due to stage failure"
+
+
+def test_plain_python_exception_keeps_its_class_and_message():
+    assert short_error(ValueError("bad value")) == "ValueError: bad value"
+    assert short_error(ZeroDivisionError("division by zero")) == "ZeroDivisionError: division by zero"
+
+
+def test_multiline_non_java_message_uses_first_non_blank_line():
+    assert short_error(RuntimeError("\n\n  first line  \nsecond line")) == "RuntimeError: first line"
+
+
+def test_empty_message_uses_class_name():
+    assert short_error(RuntimeError()) == "RuntimeError: RuntimeError"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConfigError("SYNCMASTER__X is not set"),
+        CredentialsError("cannot decrypt"),
+        InvalidParamsError("invalid resources: x"),
+        SourceError("reading failed"),
+        TargetError("writing failed"),
+        SubmitError("refused"),
+        JobLostError("gone"),
+        ResourcesUnavailableError("too big"),
+        RunStopped("stopped"),
+    ],
+)
+def test_our_errors_keep_their_code_and_reason(exc):
+    code, reason = classify(exc)
+    assert code == exc.code
+    assert code != "internal"
+    assert reason == exc.reason
+
+
+def test_error_codes_are_distinct():
+    classes = [ConfigError, CredentialsError, InvalidParamsError, SourceError, TargetError, SubmitError,
+               JobLostError, ResourcesUnavailableError, RunStopped]
+    assert len({cls.code for cls in classes}) == len(classes)
+    assert SyncmasterRayError("x").code == "internal"
+
+
+@pytest.mark.parametrize("exc", [KeyError("k"), RuntimeError("r"), OSError("o"), KeyboardInterrupt()])
+def test_unknown_exceptions_are_internal(exc):
+    code, reason = classify(exc)
+    assert code == "internal"
+    assert reason.startswith("unexpected error: ")
+    assert type(exc).__name__ in reason
+
+
+def test_our_multiline_reason_is_joined_into_one_line():
+    _, reason = classify(SourceError("line one\n\tline two\r\n   line three"))
+    assert reason == "line one line two line three"
+
+
+def test_reason_is_capped():
+    _, reason = classify(SourceError("x" * 5000))
+    assert len(reason) == REASON_MAX_CHARS == 1000
+    _, reason = classify(RuntimeError("y" * 5000))
+    assert len(reason) == REASON_MAX_CHARS
+
+
+def test_reason_masks_url_password_pair_and_literal_secrets():
+    exc = SourceError(
+        "cannot connect to postgresql://etl:UrlPass123@db:5432/x with password=PairPass456; token LiteralTok789"
+    )
+    _, reason = classify(exc, secrets=["LiteralTok789"])
+    assert "UrlPass123" not in reason
+    assert "PairPass456" not in reason
+    assert "LiteralTok789" not in reason
+    assert reason == "cannot connect to postgresql://etl:***@db:5432/x with password=***; token ***"
+
+
+def test_unknown_exception_reason_is_redacted():
+    exc = Py4JJavaError(
+        "An error occurred while calling o1.load.\n"
+        ": org.postgresql.util.PSQLException: FATAL: password authentication failed for user \"etl\" "
+        "(url jdbc:postgresql://etl:S3cret!@db:5432/x)\n\tat org.postgresql.Driver.connect(Driver.java:1)"
+    )
+    code, reason = classify(exc, secrets=("S3cret!",))
+    assert code == "internal"
+    assert "S3cret" not in reason
+    assert reason.startswith("unexpected error: PSQLException: FATAL: password authentication failed")
+
+
+def test_secret_spanning_a_newline_is_masked_after_joining():
+    # Reasons are joined into one line before redaction, so a secret is matched as it will be stored.
+    _, reason = classify(SourceError("key is\nabc def"), secrets=["is abc"])
+    assert reason == "key *** def"
