@@ -115,3 +115,49 @@ def test_missing_source_table_fails_with_reason_and_worker_takes_next_run(
     assert good.status == "FINISHED"
     assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
     assert celery_worker.process.poll() is None
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_stop_request_ends_run_stopped_and_leaves_no_jvm(
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
+):
+    from syncmaster_ray.cli.run import send_run_task
+
+    source, target = unique_table("src"), unique_table("dst")
+    create_source(data_db_url, source, rows=300_000)
+    run = repo.create_run(make_transfer(catalog, e2e_queue, pg_connections, source, target).id)
+    send_run_task(run.id, e2e_queue.slug)
+    wait_for(lambda: (r := repo.get_record(run.id)) and r.ray_job_status == "RUNNING", 120, "the Ray job to run")
+    wait_for(lambda: spark_jvms(), 120, "Spark to start")
+
+    repo.request_stop(run.id)
+    stopped_at = time.monotonic()
+    ended = wait_for(lambda: (r := repo.get_run(run.id)).status in ("STOPPED", "FAILED", "FINISHED") and r, 60,
+                     "the run to end")
+
+    assert ended.status == "STOPPED" and ended.ended_at is not None
+    assert time.monotonic() - stopped_at < 30
+    assert repo.get_record(run.id).ray_job_status == "STOPPED"
+    wait_for(lambda: spark_jvms() == [], 30, "every Spark JVM to exit")
+
+
+def test_run_stopped_before_pickup_ends_stopped_without_a_job(repo, catalog, e2e_queue, pg_connections, ray_head,
+                                                               celery_worker):
+    from syncmaster_ray.cli.run import send_run_task
+
+    run = repo.create_run(make_transfer(catalog, e2e_queue, pg_connections, unique_table("s"), unique_table("t")).id)
+    repo.request_stop(run.id)
+    send_run_task(run.id, e2e_queue.slug)
+
+    ended = wait_for(lambda: (r := repo.get_run(run.id)).status == "STOPPED" and r, 60, "STOPPED")
+    assert ended.started_at is None and ended.ended_at is not None
+    assert repo.get_record(run.id).submission_id is None

@@ -1,0 +1,184 @@
+"""``syncmaster_ray.handlers.registry`` and handler construction (params validated without Spark)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from syncmaster_ray.errors import InvalidParamsError, UnsupportedConnectionTypeError
+from syncmaster_ray.handlers import DBHandler, Handler
+from syncmaster_ray.handlers.postgres import PostgresConnection, PostgresHandler
+from syncmaster_ray.handlers.registry import HANDLERS, KNOWN_TYPES, handler_class_for
+from syncmaster_ray.handlers.transforms import POSTGRES
+from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
+
+PASSWORD = "Pg-Pa55w0rd-never-shown"
+SYNCMASTER_0_3_7_TYPES = {
+    "clickhouse", "hive", "iceberg", "mssql", "mysql", "oracle", "postgres",
+    "ftp", "ftps", "hdfs", "s3", "samba", "sftp", "webdav",
+}
+
+
+def pg_connection(*, conn_id: int = 1, name: str = "pg_src", **data_overrides) -> ConnectionSpec:
+    data = {"type": "postgres", "host": "db.example", "port": 5432, "database_name": "src", "additional_params": {}}
+    data.update(data_overrides)
+    data = {k: v for k, v in data.items() if v is not None}
+    return ConnectionSpec(
+        id=conn_id, type="postgres", name=name, data=data,
+        auth={"type": "postgres", "user": "etl", "password": PASSWORD},
+    )
+
+
+def run_spec(*, source: ConnectionSpec | None = None, source_params: dict | None = None,
+             transformations: tuple = (), resources: Resources | None = None) -> RunSpec:
+    return RunSpec(
+        run_id=42,
+        run_created_at=datetime(2024, 5, 1, tzinfo=UTC),
+        transfer_id=7,
+        transfer_name="orders",
+        group_name="team",
+        source=source or pg_connection(),
+        target=pg_connection(conn_id=2, name="pg_tgt"),
+        source_params=source_params or {"type": "postgres", "table_name": "public.orders"},
+        target_params={"type": "postgres", "table_name": "public.orders_copy"},
+        strategy=Strategy(),
+        transformations=transformations,
+        resources=resources or Resources(),
+    )
+
+
+def build(spec: RunSpec, role: str = "source") -> PostgresHandler:
+    connection = spec.source if role == "source" else spec.target
+    params = spec.source_params if role == "source" else spec.target_params
+    return handler_class_for(params["type"])(connection=connection, params=params, spec=spec, role=role)
+
+
+# --- registry ------------------------------------------------------------------------------------------------------
+
+
+def test_postgres_resolves_to_postgres_handler():
+    cls = handler_class_for("postgres")
+    assert cls is PostgresHandler
+    assert issubclass(cls, DBHandler)
+    assert issubclass(cls, Handler)
+    assert cls.connection_type == "postgres"
+    assert cls.dialect == POSTGRES
+
+
+def test_every_registered_handler_imports_and_matches_its_type():
+    for connection_type in HANDLERS:
+        assert handler_class_for(connection_type).connection_type == connection_type
+
+
+def test_known_types_are_syncmaster_0_3_7_types():
+    assert set(KNOWN_TYPES) == SYNCMASTER_0_3_7_TYPES
+    assert set(HANDLERS) <= set(KNOWN_TYPES)
+
+
+@pytest.mark.parametrize("connection_type", sorted(SYNCMASTER_0_3_7_TYPES - {"postgres"}))
+def test_known_but_unsupported_type(connection_type):
+    with pytest.raises(UnsupportedConnectionTypeError) as info:
+        handler_class_for(connection_type)
+    reason = info.value.reason
+    assert info.value.code == "unsupported_connection_type"
+    assert reason == (
+        f"connection type {connection_type!r} is not supported by this syncmaster-ray version yet "
+        "(supported: postgres)"
+    )
+
+
+@pytest.mark.parametrize("connection_type", ["mongodb", "Postgres", "", "postgresql", "POSTGRES"])
+def test_unknown_type(connection_type):
+    with pytest.raises(UnsupportedConnectionTypeError) as info:
+        handler_class_for(connection_type)
+    reason = info.value.reason
+    assert reason.startswith(f"unknown connection type {connection_type!r}; SyncMaster's types are: ")
+    assert "oracle" in reason and "postgres" in reason
+    assert "not supported by this syncmaster-ray version" not in reason
+
+
+def test_unsupported_and_unknown_messages_differ():
+    with pytest.raises(UnsupportedConnectionTypeError) as known:
+        handler_class_for("oracle")
+    with pytest.raises(UnsupportedConnectionTypeError) as unknown:
+        handler_class_for("garbage")
+    assert known.value.reason != unknown.value.reason
+    assert "'oracle'" in known.value.reason and "'garbage'" in unknown.value.reason
+
+
+# --- building a PostgresHandler (no Spark) -------------------------------------------------------------------------
+
+
+def test_build_postgres_handler_validates_params():
+    handler = build(run_spec())
+    assert isinstance(handler, PostgresHandler)
+    conn = handler.conn
+    assert isinstance(conn, PostgresConnection)
+    assert (conn.host, conn.port, conn.database_name, conn.user) == ("db.example", 5432, "src", "etl")
+    assert conn.password.get_secret_value() == PASSWORD
+    assert handler.table_name == "public.orders"
+    assert handler.where is None
+    assert handler.columns is None
+    assert handler.sql_query is None
+    assert handler.connection is None
+    assert handler.describe == "postgres connection 'pg_src'"
+    assert PASSWORD not in repr(conn)
+
+
+def test_build_postgres_handler_default_port_and_target_role():
+    spec = run_spec(source=pg_connection(port=None))
+    assert build(spec).conn.port == 5432
+    target = build(spec, role="target")
+    assert target.table_name == "public.orders_copy"
+    assert target.describe == "postgres connection 'pg_tgt'"
+
+
+def test_build_postgres_handler_turns_transformations_into_sql():
+    transformations = (
+        {"type": "dataframe_rows_filter", "filters": [{"type": "equal", "field": "name", "value": "O'Brien"}]},
+        {"type": "dataframe_columns_filter", "filters": [{"type": "include", "field": "name"}]},
+        {"type": "sql", "query": "SELECT * FROM source"},
+    )
+    handler = build(run_spec(transformations=transformations))
+    assert handler.where == "\"name\" = 'O''Brien'"
+    assert handler.columns == ['"name"']
+    assert handler.sql_query == "SELECT * FROM source"
+
+
+def test_missing_host_is_invalid_params_without_password():
+    with pytest.raises(InvalidParamsError) as info:
+        build(run_spec(source=pg_connection(host=None)))
+    error = info.value
+    assert error.code == "invalid_params"
+    assert error.reason.startswith("invalid source connection 1 (postgres): ")
+    assert "host: Field required" in error.reason
+    assert PASSWORD not in error.reason
+    assert PASSWORD not in str(error)
+    assert PASSWORD not in repr(error)
+
+
+@pytest.mark.parametrize(("override", "field"), [({"port": 70000}, "port"), ({"port": "x"}, "port"),
+                                                 ({"database_name": None}, "database_name")])
+def test_bad_connection_fields_are_named(override, field):
+    with pytest.raises(InvalidParamsError, match=rf"\b{field}: ") as info:
+        build(run_spec(source=pg_connection(**override)))
+    assert PASSWORD not in info.value.reason
+
+
+def test_missing_password_is_invalid_params():
+    spec = run_spec(source=ConnectionSpec(id=3, type="postgres", name="x",
+                                          data={"host": "h", "database_name": "d"}, auth={"user": "u"}))
+    with pytest.raises(InvalidParamsError, match="password: Field required"):
+        build(spec)
+
+
+def test_bad_table_name_is_invalid_params():
+    with pytest.raises(InvalidParamsError, match="source_params.table_name must look like 'schema.table'"):
+        build(run_spec(source_params={"type": "postgres", "table_name": "orders"}))
+
+
+def test_bad_transformation_is_invalid_params():
+    transformations = ({"type": "dataframe_rows_filter", "filters": [{"type": "equal", "field": "a"}]},)
+    with pytest.raises(InvalidParamsError, match="needs a 'value'"):
+        build(run_spec(transformations=transformations))
