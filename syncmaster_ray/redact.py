@@ -6,8 +6,11 @@ import re
 from collections.abc import Iterable
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@")
-_PASSWORD_PAIRS = re.compile(r"(?i)(?P<key>password|passwd|pwd|secret|token|secret_key|access_key)(?P<sep>\s*[=:]\s*)"
-                             r"(?P<quote>['\"]?)(?P<value>[^'\"\s,;&)}]+)")
+# key, an optional closing quote (dicts, JSON), = or :, then a quoted value (spaces allowed) or a bare one.
+_PASSWORD_PAIRS = re.compile(
+    r"(?i)(?P<key>\w*(?:password|passwd|pwd|secret|token|access_key)\w*)(?P<keyquote>['\"]?)(?P<sep>\s*[=:]\s*)"
+    r"(?:'(?P<single>[^']*)'|\"(?P<double>[^\"]*)\"|(?P<bare>[^'\"\s,;&)}]+))"
+)
 MASK = "***"
 
 
@@ -16,4 +19,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-    return _PASSWORD_PAIRS.sub(lambda m: f"{m['key']}{m['sep']}{m['quote']}{MASK}", text)
+    return _PASSWORD_PAIRS.sub(_mask_pair, text)
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    head = f"{match['key']}{match['keyquote']}{match['sep']}"
+    if match["single"] is not None:
+        return f"{head}'{MASK}'"
+    if match["double"] is not None:
+        return f'{head}"{MASK}"'
+    return f"{head}{MASK}"

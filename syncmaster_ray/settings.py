@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -42,6 +42,14 @@ class DatabaseSettings(BaseModel):
         "are both accepted; the worker talks to it synchronously with psycopg 3.",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr) -> SecretStr:
+        # The message must not echo the value: it holds the password.
+        if not is_postgres_url(value.get_secret_value()):
+            raise ValueError("must be a PostgreSQL URL (postgresql://, postgresql+asyncpg://, postgresql+psycopg://)")
+        return value
+
     @property
     def sync_url(self) -> str:
         """The URL in the SQLAlchemy form our engine uses (``postgresql+psycopg://``)."""
@@ -57,6 +65,15 @@ class BrokerSettings(BaseModel):
 
 class EncryptionSettings(BaseModel):
     secret_key: SecretStr = Field(description="The Fernet key SyncMaster encrypts `auth_data` with.")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr) -> SecretStr:
+        try:
+            Fernet(value.get_secret_value())
+        except (ValueError, TypeError):
+            raise ValueError("not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
+        return value
 
 
 class WorkerSettings(BaseModel):
@@ -153,33 +170,24 @@ class AppSettings(BaseSettings):
             return self.ray.job_namespace
         return make_url(self.database.sync_url).database or "default"
 
-    @model_validator(mode="after")
-    def _check_key(self) -> AppSettings:
-        if self.encryption is None:
-            return self
         try:
             Fernet(self.encryption.secret_key.get_secret_value())
         except (ValueError, TypeError) as exc:
             raise ValueError(
-                "SYNCMASTER__ENCRYPTION__SECRET_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes)"
+                "encryption.secret_key is not a valid Fernet key (32 url-safe base64-encoded bytes)"
             ) from exc
         return self
 
 
-class _DatabaseUrlCheck(BaseModel):
-    url: str
-
-    @field_validator("url")
-    @classmethod
-    def _scheme(cls, value: str) -> str:
-        if not value.startswith(("postgresql", "postgres://")):
-            raise ValueError("only PostgreSQL URLs are supported")
-        return value
+def is_postgres_url(url: str) -> bool:
+    scheme, separator, _ = url.partition("://")
+    return bool(separator) and (scheme == "postgres" or scheme.split("+", 1)[0] == "postgresql")
 
 
 def to_psycopg_url(url: str) -> str:
     """Map SyncMaster's ``postgresql+asyncpg://`` (or any postgres scheme) to ``postgresql+psycopg://``."""
-    _DatabaseUrlCheck(url=url)
+    if not is_postgres_url(url):
+        raise ConfigError("SYNCMASTER__DATABASE__URL must be a PostgreSQL URL")
     _, _, rest = url.partition("://")
     return f"postgresql+psycopg://{rest}"
 
@@ -193,7 +201,16 @@ def get_settings() -> AppSettings:
     try:
         return AppSettings(_env_file=env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"SYNCMASTER__{'__'.join(str(p).upper() for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_describe_error(err) for err in exc.errors())
         raise ConfigError(f"invalid syncmaster-ray settings: {problems}") from None
+
+
+def _describe_error(err: dict) -> str:
+    """``SYNCMASTER__DATABASE__URL: Field required`` (never the input value: it may be a secret)."""
+    loc = [str(part) for part in err["loc"]]
+    if err["type"] == "missing" and len(loc) == 1:
+        section = AppSettings.model_fields[loc[0]].annotation
+        required = [name for name, f in getattr(section, "model_fields", {}).items() if f.is_required()]
+        loc += required[:1]
+    name = "SYNCMASTER__" + "__".join(part.upper() for part in loc) if loc else "settings"
+    return f"{name}: {err['msg']}"

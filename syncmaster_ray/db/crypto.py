@@ -26,4 +26,7 @@ def decrypt_auth_data(value: str, secret_key: str, *, connection_id: int) -> dic
             "SYNCMASTER__ENCRYPTION__SECRET_KEY differs from the key the server encrypted them with",
         ) from None
     except (ValueError, TypeError):
-        raise CredentialsError(f"credentials of connection {connection_id} are not valid JSON once decrypted") from None
+        raise CredentialsError(
+            f"credentials of connection {connection_id} cannot be read: either the Fernet key is malformed or the "
+            "decrypted value is not JSON"
+        ) from None

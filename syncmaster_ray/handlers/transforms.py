@@ -6,6 +6,7 @@ between quotes unescaped).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ BASE_OPERATORS = {
     "not_ilike": "NOT ILIKE",
 }
 VALUELESS = {"is_null", "is_not_null"}
+# A SQL type name such as `varchar(10)`, `decimal(10, 2)`, `timestamp with time zone`, `text[]`: nothing else
+# may reach the CAST, which is pasted into the source database's query.
+_TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]{0,63}(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def _row_clause(filter_: dict[str, Any], dialect: Dialect) -> str:
     field = filter_.get("field")
     if not isinstance(field, str) or not field:
         raise InvalidParamsError(f"row filter {op!r} needs a 'field'")
+    if op != "regexp" and op not in BASE_OPERATORS:
+        raise InvalidParamsError(f"unknown row filter operator {op!r}")
     name = dialect.quote_name(field)
     if op in VALUELESS:
         return f"{name} {BASE_OPERATORS[op]}"
@@ -82,8 +88,6 @@ def _row_clause(filter_: dict[str, Any], dialect: Dialect) -> str:
     if op in ("ilike", "not_ilike") and not dialect.native_ilike:
         negation = "NOT " if op == "not_ilike" else ""
         return f"LOWER({name}) {negation}LIKE LOWER({value})"
-    if op not in BASE_OPERATORS:
-        raise InvalidParamsError(f"unknown row filter operator {op!r}")
     return f"{name} {BASE_OPERATORS[op]} {value}"
 
 
@@ -100,7 +104,7 @@ def columns_filter_sql(filters: list[dict[str, Any]], dialect: Dialect) -> list[
         elif kind == "rename":
             expressions.append(f"{name} AS {dialect.quote_name(_required(filter_, 'to', kind))}")
         elif kind == "cast":
-            expressions.append(f"CAST({name} AS {_required(filter_, 'as_type', kind)}) AS {name}")
+            expressions.append(f"CAST({name} AS {_type_name(_required(filter_, 'as_type', kind))}) AS {name}")
         else:
             raise InvalidParamsError(f"unknown column filter {kind!r}")
     return expressions or None
@@ -122,3 +126,9 @@ def _required(filter_: dict[str, Any], key: str, kind: Any) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidParamsError(f"column filter {kind!r} needs {key!r}")
     return value
+
+
+def _type_name(value: str) -> str:
+    if not _TYPE_NAME.match(value.strip()):
+        raise InvalidParamsError(f"column filter cast: {value!r} is not a SQL type name")
+    return value.strip()

@@ -1,4 +1,4 @@
-"""``syncmaster-ray db upgrade``: standalone it builds SyncMaster 0.3.7's schema; beside SyncMaster it adds only ours."""
+"""``syncmaster-ray db upgrade``: standalone it builds SyncMaster 0.3.7's schema; beside it, it adds only ours."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_upgrade_beside_syncmaster_touches_nothing_of_syncmaster(syncmaster_migr
         "syncmaster_ray_run", "syncmaster_ray_alembic_version", "syncmaster_ray_owned_tables"
     }
     downgrade(to_psycopg_url(syncmaster_migrated_db), "base")
-    assert tables_of(syncmaster_migrated_db) == sorted(tables + ["syncmaster_ray_alembic_version"])
+    assert tables_of(syncmaster_migrated_db) == sorted([*tables, "syncmaster_ray_alembic_version"])
     assert snapshot(syncmaster_migrated_db, tables) == before
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import urllib.parse
 import urllib.request
@@ -16,12 +17,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 RUN_TIMEOUT = 600
 
 
+# Trust auth ignores it, but it travels like a real password: it must never show up on the dashboard.
+CONNECTION_PASSWORD = f"pw-{secrets.token_hex(8)}"
+
+
 def connection_data(db_url: str) -> tuple[dict, dict]:
     url = urllib.parse.urlsplit(db_url)
     data = {"host": url.hostname, "port": url.port or 5432, "database_name": url.path.lstrip("/"),
             "additional_params": {}}
-    auth = {"type": "basic", "user": url.username, "password": url.password or ""}
+    auth = {"type": "basic", "user": url.username, "password": CONNECTION_PASSWORD}
     return data, auth
+
+
+def assert_no_secrets(text: str, app_env: dict[str, str]) -> None:
+    for secret in (CONNECTION_PASSWORD, app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"],
+                   app_env["SYNCMASTER__DATABASE__URL"].split("://", 1)[1]):
+        assert secret not in text
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +83,7 @@ def job_info(dashboard_url: str, submission_id: str) -> dict:
 
 @pytest.mark.parametrize("executors", [1, 2], ids=["one-executor", "two-executors-partitioned"])
 def test_transfer_copies_every_row_and_reports_finished(
-    executors, repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
+    executors, repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, app_env
 ):
     source, target = unique_table("src"), unique_table("dst")
     create_source(data_db_url, source, rows=5000)
@@ -90,6 +101,7 @@ def test_transfer_copies_every_row_and_reports_finished(
     info = job_info(ray_head.dashboard_url, record.submission_id)
     assert info["status"] == "SUCCEEDED"
     assert info["entrypoint"].endswith(f"-m syncmaster_ray.job --run-id {run.id}")
+    assert_no_secrets(json.dumps(info) + (record.log_tail or "") + (record.job_message or ""), app_env)
     assert record.ray_job_status == "SUCCEEDED" and record.metrics["copy_seconds"] > 0
     assert record.metrics["source_partitions"] == executors  # hash-partitioned JDBC read, one per executor
     assert spark_jvms() == []
@@ -161,3 +173,39 @@ def test_run_stopped_before_pickup_ends_stopped_without_a_job(repo, catalog, e2e
     ended = wait_for(lambda: (r := repo.get_run(run.id)).status == "STOPPED" and r, 60, "STOPPED")
     assert ended.started_at is None and ended.ended_at is not None
     assert repo.get_record(run.id).submission_id is None
+
+
+def test_transfers_that_do_not_fit_together_queue_for_capacity_instead_of_deadlocking(
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
+):
+    """The head has 4 CPUs: a 2-executor transfer (3 CPUs) and a 1-executor one (2 CPUs) cannot run at once."""
+    from syncmaster_ray.cli.run import send_run_task
+
+    pairs = [(unique_table("src"), unique_table("dst")) for _ in range(2)]
+    runs = []
+    for (source, target), executors in zip(pairs, (2, 1), strict=True):
+        create_source(data_db_url, source, rows=2000)
+        run = repo.create_run(make_transfer(catalog, e2e_queue, pg_connections, source, target, executors).id)
+        send_run_task(run.id, e2e_queue.slug)
+        runs.append(run)
+
+    ended = [wait_for(lambda r=r: (x := repo.get_run(r.id)).status in ("FINISHED", "FAILED") and x, RUN_TIMEOUT,
+                      f"run {r.id}") for r in runs]
+    assert [r.status for r in ended] == ["FINISHED", "FINISHED"], [repo.get_record(r.id).reason for r in ended]
+    for source, target in pairs:
+        assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
+
+
+def test_transfer_bigger_than_the_cluster_fails_at_once_naming_what_it_asked(
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
+):
+    source = unique_table("src")
+    create_source(data_db_url, source, rows=10)
+    transfer = make_transfer(catalog, e2e_queue, pg_connections, source, unique_table("dst"), executors=10)
+
+    run = start_and_wait(repo, transfer, e2e_queue.slug)
+
+    record = repo.get_record(run.id)
+    assert run.status == "FAILED"
+    assert record.error_code == "resources_unavailable"
+    assert "11 CPU" in record.reason and "4 CPU" in record.reason

@@ -70,5 +70,5 @@ def test_corrupt_token_is_credentials_error(key):
 
 def test_non_json_payload_is_credentials_error(key):
     token = Fernet(key).encrypt(b"{not json").decode()
-    with pytest.raises(CredentialsError, match="connection 9 are not valid JSON"):
+    with pytest.raises(CredentialsError, match="connection 9 cannot be read"):
         decrypt_auth_data(token, key, connection_id=9)

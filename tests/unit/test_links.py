@@ -51,7 +51,9 @@ def test_default_log_url_with_trailing_slash_address():
 
 
 def test_template_gets_syncmaster_variables():
-    template = "https://logs.example.com/search?run={{ run.id }}&transfer={{ run.transfer.name }}&cid={{ correlation_id }}"
+    template = (
+        "https://logs.example.com/search?run={{ run.id }}&transfer={{ run.transfer.name }}&cid={{ correlation_id }}"
+    )
     url = render(make_settings(template), make_run(run_id=5, transfer_name="orders"))
     assert url == f"https://logs.example.com/search?run=5&transfer=orders&cid={CORRELATION_ID}"
 

@@ -78,21 +78,11 @@ def test_literal_secret_inside_url_is_masked():
     assert "p%40ss" not in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG redact.py _PASSWORD_PAIRS: a quoted key (JSON / Python dict repr: \"password\": \"x\") is never matched "
-    "because the separator must follow the key immediately, so the value is left in clear",
-)
 @pytest.mark.parametrize("text", ["{'user': 'etl', 'password': 'hunter2'}", '{"password": "hunter2"}'])
 def test_password_in_dict_or_json_is_masked(text):
     assert "hunter2" not in redact(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG redact.py _PASSWORD_PAIRS: a quoted value stops at the first space, so password='correct horse "
-    "battery' becomes password='*** horse battery'",
-)
 def test_quoted_password_with_spaces_is_masked_whole():
     out = redact("password='correct horse battery'")
     assert "horse" not in out

@@ -174,7 +174,7 @@ def test_missing_password_is_invalid_params():
 
 
 def test_bad_table_name_is_invalid_params():
-    with pytest.raises(InvalidParamsError, match="source_params.table_name must look like 'schema.table'"):
+    with pytest.raises(InvalidParamsError, match=r"source_params\.table_name must look like 'schema\.table'"):
         build(run_spec(source_params={"type": "postgres", "table_name": "orders"}))
 
 

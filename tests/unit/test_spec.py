@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from syncmaster_ray.errors import InvalidParamsError
 from syncmaster_ray.spec import (
+    ConnectionSpec,
     GiB,
     MiB,
-    ConnectionSpec,
     Resources,
     RunSpec,
     Strategy,
@@ -93,7 +94,7 @@ def test_parse_model_non_object_names_root():
 def test_resources_are_frozen_and_ignore_extras():
     resources = parse_model(Resources, {"max_parallel_tasks": 2, "gpu": 1}, "resources")
     assert not hasattr(resources, "gpu")
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance ValidationError
+    with pytest.raises(ValidationError, match="frozen"):
         resources.max_parallel_tasks = 3
 
 

@@ -1,16 +1,20 @@
-"""``RunSupervisor._judge``: the one mapping from a Ray job's end to a SyncMaster status and reason."""
+"""``RunSupervisor._judge``: the one mapping from a Ray job's end to a SyncMaster status and reason.
+
+``syncmaster_ray.worker``'s ``__init__`` builds the Celery app (and so reads settings) at import time, so the
+supervisor module is imported inside a fixture, with a database URL in the environment.
+"""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import importlib
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from cryptography.fernet import Fernet
 
 from syncmaster_ray.db.models import Status
 from syncmaster_ray.ray_client import JobSnapshot, JobState
-from syncmaster_ray.settings import AppSettings
-from syncmaster_ray.worker.supervisor import RunSupervisor, Verdict
+from syncmaster_ray.settings import AppSettings, get_settings
 
 DB_PASSWORD = "Db-Pa55-judge"
 BROKER_PASSWORD = "Br0ker-Pa55-judge"
@@ -31,6 +35,15 @@ class FakeRepo:
 
 
 @pytest.fixture
+def sup(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.setenv("SYNCMASTER__DATABASE__URL", "postgresql://import:only@127.0.0.1:1/import_only")
+    get_settings.cache_clear()
+    module = importlib.import_module("syncmaster_ray.worker.supervisor")
+    get_settings.cache_clear()
+    return module
+
+
+@pytest.fixture
 def settings() -> AppSettings:
     return AppSettings(
         database={"url": f"postgresql+asyncpg://syncmaster:{DB_PASSWORD}@db:5432/syncmaster"},
@@ -40,45 +53,54 @@ def settings() -> AppSettings:
     )
 
 
-def judge(settings: AppSettings, state: JobState, *, stop_requested: bool = False, message: str = "",
-          record: SimpleNamespace | None = None) -> tuple[Verdict, FakeRepo]:
-    repo = FakeRepo(record)
-    verdict = RunSupervisor(settings, repo)._judge(RUN_ID, JobSnapshot(state, message), stop_requested)
-    return verdict, repo
+@pytest.fixture
+def judge(sup: ModuleType, settings: AppSettings):
+    def judge_(state: JobState, *, stop_requested: bool = False, message: str = "",
+               record: SimpleNamespace | None = None):
+        repo = FakeRepo(record)
+        verdict = sup.RunSupervisor(settings, repo)._judge(RUN_ID, JobSnapshot(state, message), stop_requested)
+        return verdict, repo
+
+    return judge_
+
+
+@pytest.fixture
+def Verdict(sup: ModuleType):
+    return sup.Verdict
 
 
 @pytest.mark.parametrize("stop_requested", [False, True])
-def test_succeeded_is_finished(settings, stop_requested):
-    verdict, repo = judge(settings, JobState.SUCCEEDED, stop_requested=stop_requested,
+def test_succeeded_is_finished(judge, Verdict, stop_requested):
+    verdict, repo = judge(JobState.SUCCEEDED, stop_requested=stop_requested,
                           record=SimpleNamespace(reason="stale", error_code="x"))
     assert verdict == Verdict(Status.FINISHED)
     assert verdict.code is None and verdict.reason is None
     assert repo.calls == []
 
 
-def test_stopped_on_request_is_stopped(settings):
-    verdict, _ = judge(settings, JobState.STOPPED, stop_requested=True)
+def test_stopped_on_request_is_stopped(judge, Verdict):
+    verdict, _ = judge(JobState.STOPPED, stop_requested=True)
     assert verdict == Verdict(Status.STOPPED, "stopped", "stopped on request")
 
 
-def test_stopped_without_request_is_failed(settings):
-    verdict, _ = judge(settings, JobState.STOPPED, stop_requested=False,
+def test_stopped_without_request_is_failed(judge, Verdict):
+    verdict, _ = judge(JobState.STOPPED, stop_requested=False,
                        record=SimpleNamespace(reason="the run was stopped", error_code="stopped"))
     assert verdict == Verdict(Status.FAILED, "stopped_externally", "the Ray job was stopped outside SyncMaster")
 
 
 @pytest.mark.parametrize("stop_requested", [False, True])
-def test_missing_job_is_failed_job_lost(settings, stop_requested):
-    verdict, _ = judge(settings, JobState.MISSING, stop_requested=stop_requested, message="Ray does not know job x")
+def test_missing_job_is_failed_job_lost(judge, Verdict, stop_requested):
+    verdict, _ = judge(JobState.MISSING, stop_requested=stop_requested, message="Ray does not know job x")
     assert verdict.status is Status.FAILED
     assert verdict.code == "job_lost"
     assert verdict.reason == "the Ray job is gone (was the Ray head restarted?)"
 
 
-def test_failed_with_recorded_reason_uses_the_record(settings):
+def test_failed_with_recorded_reason_uses_the_record(judge, Verdict):
     record = SimpleNamespace(reason='source failed: PSQLException: ERROR: relation "public.x" does not exist',
                              error_code="source")
-    verdict, repo = judge(settings, JobState.FAILED, message="Job entrypoint command failed with exit code 1",
+    verdict, repo = judge(JobState.FAILED, message="Job entrypoint command failed with exit code 1",
                           record=record)
     assert verdict == Verdict(Status.FAILED, "source", record.reason)
     assert repo.calls == [RUN_ID]
@@ -86,24 +108,24 @@ def test_failed_with_recorded_reason_uses_the_record(settings):
 
 @pytest.mark.parametrize("record", [None, SimpleNamespace(reason=None, error_code=None),
                                     SimpleNamespace(reason="", error_code="source")])
-def test_failed_without_recorded_reason_uses_the_job_message(settings, record):
-    verdict, repo = judge(settings, JobState.FAILED, message="Job entrypoint command failed\nwith exit code 2",
+def test_failed_without_recorded_reason_uses_the_job_message(judge, Verdict, record):
+    verdict, repo = judge(JobState.FAILED, message="Job entrypoint command failed\nwith exit code 2",
                           record=record)
     assert verdict == Verdict(Status.FAILED, "job_failed",
                               "the Ray job failed: Job entrypoint command failed with exit code 2")
     assert repo.calls == [RUN_ID]
 
 
-def test_failed_without_reason_or_message(settings):
-    verdict, _ = judge(settings, JobState.FAILED, message="  \n ")
+def test_failed_without_reason_or_message(judge, Verdict):
+    verdict, _ = judge(JobState.FAILED, message="  \n ")
     assert verdict == Verdict(Status.FAILED, "job_failed", "the Ray job failed: no message")
 
 
-def test_failed_message_is_redacted_and_capped(settings):
+def test_failed_message_is_redacted_and_capped(judge, settings):
     db_url = settings.database.url.get_secret_value()
     message = (f"cannot reach {db_url} nor amqp://guest:{BROKER_PASSWORD}@rabbitmq:5672/ with key {FERNET_KEY} "
                "password=hunter2 " + "x" * 3000)
-    verdict, _ = judge(settings, JobState.FAILED, message=message)
+    verdict, _ = judge(JobState.FAILED, message=message)
     assert verdict.status is Status.FAILED
     assert verdict.code == "job_failed"
     for secret in (DB_PASSWORD, BROKER_PASSWORD, FERNET_KEY, "hunter2"):
@@ -112,7 +134,7 @@ def test_failed_message_is_redacted_and_capped(settings):
     assert len(verdict.reason) == len("the Ray job failed: ") + 1000
 
 
-def test_failed_with_stop_requested_still_reads_the_record(settings):
+def test_failed_with_stop_requested_still_reads_the_record(judge, Verdict):
     record = SimpleNamespace(reason="the run was stopped", error_code="stopped")
-    verdict, _ = judge(settings, JobState.FAILED, stop_requested=True, record=record)
+    verdict, _ = judge(JobState.FAILED, stop_requested=True, record=record)
     assert verdict == Verdict(Status.FAILED, "stopped", "the run was stopped")
