@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from syncmaster_ray.errors import SyncmasterRayError
 
@@ -23,7 +24,7 @@ def fail_on_errors() -> Iterator[None]:
     try:
         yield
     except SyncmasterRayError as exc:
-        err_console.print(f"[red]error[/red] [{exc.code}] {exc.reason}")
+        err_console.print(f"[red]error[/red] {escape(f'[{exc.code}] {exc.reason}')}")
         sys.exit(1)
 
 

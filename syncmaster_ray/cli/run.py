@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from syncmaster_ray.cli.common import console, engine, err_console
@@ -91,7 +92,7 @@ def show(run_id: int = typer.Argument(..., help="Run id.")) -> None:
         if record.metrics:
             rows += [("metrics", ", ".join(f"{k}={v}" for k, v in record.metrics.items()))]
     for key, value in rows:
-        table.add_row(f"[bold]{key}[/bold]", value)
+        table.add_row(f"[bold]{key}[/bold]", escape(value))
     console.print(table)
 
 

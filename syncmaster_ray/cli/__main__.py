@@ -1,0 +1,3 @@
+from syncmaster_ray.cli import main
+
+main()
