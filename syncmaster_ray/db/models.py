@@ -246,3 +246,15 @@ class RayRun(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=partial(datetime.now, tz=UTC), nullable=False
     )
+
+
+class HWMRecord(Base):
+    """High-water marks of incremental transfers (our default HWM store; Horizon is used when configured)."""
+
+    __tablename__ = "syncmaster_ray_hwm"
+
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=partial(datetime.now, tz=UTC), nullable=False
+    )

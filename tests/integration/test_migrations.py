@@ -57,7 +57,7 @@ def test_upgrade_beside_syncmaster_touches_nothing_of_syncmaster(syncmaster_migr
 
     assert snapshot(syncmaster_migrated_db, tables) == before
     assert set(tables_of(syncmaster_migrated_db)) - set(tables) == {
-        "syncmaster_ray_run", "syncmaster_ray_alembic_version", "syncmaster_ray_owned_tables"
+        "syncmaster_ray_run", "syncmaster_ray_hwm", "syncmaster_ray_alembic_version", "syncmaster_ray_owned_tables"
     }
     downgrade(to_psycopg_url(syncmaster_migrated_db), "base")
     assert tables_of(syncmaster_migrated_db) == sorted([*tables, "syncmaster_ray_alembic_version"])
