@@ -64,6 +64,12 @@ class LocalRayHead:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
+    def session_id(self) -> int:
+        """Every process of this head (raylet, workers, actors and their JVMs) shares this session id."""
+        assert self.process is not None, "the head is not running"
+        return self.process.pid
+
+    @property
     def gcs_address(self) -> str:
         return f"{socket.gethostbyname(socket.gethostname())}:{self.gcs_port}"
 

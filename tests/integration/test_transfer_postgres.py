@@ -104,7 +104,7 @@ def test_transfer_copies_every_row_and_reports_finished(
     assert_no_secrets(json.dumps(info) + (record.log_tail or "") + (record.job_message or ""), app_env)
     assert record.ray_job_status == "SUCCEEDED" and record.metrics["copy_seconds"] > 0
     assert record.metrics["source_partitions"] == executors  # hash-partitioned JDBC read, one per executor
-    assert spark_jvms() == []
+    assert spark_jvms(ray_head.session_id) == []
 
 
 def test_missing_source_table_fails_with_reason_and_worker_takes_next_run(
@@ -149,7 +149,7 @@ def test_stop_request_ends_run_stopped_and_leaves_no_jvm(
     run = repo.create_run(make_transfer(catalog, e2e_queue, pg_connections, source, target).id)
     send_run_task(run.id, e2e_queue.slug)
     wait_for(lambda: (r := repo.get_record(run.id)) and r.ray_job_status == "RUNNING", 120, "the Ray job to run")
-    wait_for(lambda: spark_jvms(), 120, "Spark to start")
+    wait_for(lambda: spark_jvms(ray_head.session_id), 120, "Spark to start")
 
     repo.request_stop(run.id)
     stopped_at = time.monotonic()
@@ -159,7 +159,7 @@ def test_stop_request_ends_run_stopped_and_leaves_no_jvm(
     assert ended.status == "STOPPED" and ended.ended_at is not None
     assert time.monotonic() - stopped_at < 30
     assert repo.get_record(run.id).ray_job_status == "STOPPED"
-    wait_for(lambda: spark_jvms() == [], 30, "every Spark JVM to exit")
+    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
 
 
 def test_run_stopped_before_pickup_ends_stopped_without_a_job(repo, catalog, e2e_queue, pg_connections, ray_head,
