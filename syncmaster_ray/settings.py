@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from cryptography.fernet import Fernet
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -131,11 +132,31 @@ class SparkSettings(BaseModel):
     extra_config: dict[str, str] = Field(
         default_factory=dict, description="Extra Spark options, applied before ours (JSON object)."
     )
+    mysql_driver: Literal["auto", "mysql", "mariadb"] = Field(
+        default="auto",
+        description="JDBC driver of `mysql` connections. `mysql`: MySQL Connector/J (`com.mysql.cj.jdbc.Driver`, "
+        "onETL's default; `com.mysql:mysql-connector-j` in the jars or Maven packages). `mariadb`: MariaDB "
+        "Connector/J (`org.mariadb.jdbc.Driver`, e.g. Debian's /usr/share/java/mariadb-java-client.jar), which "
+        "reads and writes MySQL and MariaDB servers through the same `jdbc:mysql://` URL, so Spark keeps its MySQL "
+        "dialect; the URL carries `permitMysqlScheme` for Connector/J 3.x. `auto`: MySQL's driver when its class "
+        "is on the Spark classpath, else MariaDB's.",
+    )
     master_jvm_options: str = Field(
         default="-XX:MaxRAMPercentage=10 -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto",
         description="JVM options of RayDP's short-lived master JVMs. Never put -Xmx here: RayDP appends these "
         "to the Spark driver's options too.",
     )
+
+
+class HWMStoreSettings(BaseModel):
+    """SyncMaster's ``hwm_store`` block. Disabled (the default): our own store in the database."""
+
+    enabled: bool = Field(default=False, description="Use Horizon as SyncMaster does (needs horizon-hwm-store).")
+    type: Literal["horizon"] = "horizon"
+    url: str | None = Field(default=None, description="Horizon API URL.")
+    user: str | None = None
+    password: SecretStr | None = None
+    namespace: str | None = None
 
 
 class AppSettings(BaseSettings):
@@ -156,6 +177,7 @@ class AppSettings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    hwm_store: HWMStoreSettings = Field(default_factory=HWMStoreSettings)
 
     @property
     def secret_key(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -14,6 +15,14 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 Role = Literal["source", "target"]
+
+
+def java_class(spark: SparkSession, name: str) -> Any | None:
+    """The JVM class ``name`` as py4j sees it (as onETL looks drivers up), or None when it is not on the classpath."""
+    from py4j.java_gateway import JavaClass
+
+    found = getattr(spark._jvm, name)
+    return found if isinstance(found, JavaClass) else None
 
 
 class ConnectionModel(BaseModel):
@@ -59,10 +68,18 @@ class Handler(ABC):
 
 
 class DBHandler(Handler):
-    """A table in a database, read with ``DBReader`` and written with ``DBWriter``."""
+    """A table in a database, read with ``DBReader`` and written with ``DBWriter``.
+
+    The pure part (``connection_kwargs``, ``write_options``, ``target_column_names``, the filter SQL) needs no
+    Spark; ``make_connection`` adds the session: ``OnetlClass(spark=spark, **connection_kwargs())``.
+    """
 
     dialect: ClassVar[transforms.Dialect]
     default_if_exists: ClassVar[str] = "replace_entire_table"
+    # SyncMaster lowercases target column names; Oracle upper-cases them.
+    column_case: ClassVar[Literal["lower", "upper"]] = "lower"
+    # SyncMaster reads Hive and Iceberg with one Spark scan, never with JDBC-style partitioning.
+    partitioned_reads: ClassVar[bool] = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -76,12 +93,20 @@ class DBHandler(Handler):
         self.sql_query = transforms.sql_query_of(transformations)
         self.connection: Any = None
 
+    @abstractmethod
+    def onetl_connection_class(self) -> type:
+        """The onETL connection class (imported here, so building a handler never loads onETL)."""
+
+    @abstractmethod
+    def connection_kwargs(self) -> dict[str, Any]:
+        """Everything passed to the onETL connection class except ``spark``. Secrets stay ``SecretStr``."""
+
     def connect(self, spark: SparkSession) -> None:
         self.connection = self.make_connection(spark).check()
 
-    @abstractmethod
     def make_connection(self, spark: SparkSession) -> Any:
-        """The onETL connection object for this side."""
+        """The onETL connection object for this side (JVM-side preparation belongs in overrides of this)."""
+        return self.onetl_connection_class()(spark=spark, **self.connection_kwargs())
 
     def read(self) -> DataFrame:
         from onetl.db import DBReader
@@ -91,7 +116,7 @@ class DBHandler(Handler):
             source=self.table_name,
             where=self.where,
             columns=self.columns,
-            options=self.partitioned_read_options(),
+            options=self.partitioned_read_options() or None,
         )
         df = reader.run()
         if self.sql_query:
@@ -102,7 +127,7 @@ class DBHandler(Handler):
     def partitioned_read_options(self) -> dict[str, Any]:
         """With ``max_parallel_tasks > 1``: hash-partition on the first column, one partition per executor."""
         tasks = self.spec.resources.max_parallel_tasks
-        if tasks == 1:
+        if tasks == 1 or not self.partitioned_reads:
             return {}
         schema = self.connection.get_df_schema(source=self.table_name, columns=self.columns)
         return {
@@ -114,12 +139,26 @@ class DBHandler(Handler):
     def write(self, df: DataFrame) -> None:
         from onetl.db import DBWriter
 
+        df = self.prepare_for_write(df)
         DBWriter(
             connection=self.connection,
             target=self.table_name,
-            options={"if_exists": self.default_if_exists},
-        ).run(self.normalize_column_names(df))
+            options=self.write_options(df.columns),
+        ).run(df)
+
+    def write_options(self, columns: Sequence[str] = ()) -> dict[str, Any]:
+        """``DBWriter`` options for a DataFrame with these (already normalised) columns."""
+        return {"if_exists": self.default_if_exists}
+
+    def prepare_for_write(self, df: DataFrame) -> DataFrame:
+        return self.normalize_column_names(df)
 
     def normalize_column_names(self, df: DataFrame) -> DataFrame:
-        """SyncMaster lowercases target column names (Oracle overrides with upper case)."""
-        return df.toDF(*[name.lower() for name in df.columns])
+        return df.toDF(*self.target_column_names(df.columns))
+
+    @classmethod
+    def target_column_names(cls, columns: Iterable[str]) -> list[str]:
+        """Column names as written to the target: lower case, or upper case where ``column_case`` says so."""
+        if cls.column_case == "upper":
+            return [name.upper() for name in columns]
+        return [name.lower() for name in columns]

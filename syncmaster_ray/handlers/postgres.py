@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field
 
 from syncmaster_ray.handlers import transforms
 from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 
 class PostgresConnection(BasicAuthModel):
@@ -26,16 +23,18 @@ class PostgresHandler(DBHandler):
     dialect = transforms.POSTGRES
     maven_packages = ("org.postgresql:postgresql:42.7.11",)
 
-    def make_connection(self, spark: SparkSession) -> Any:
+    def onetl_connection_class(self) -> type:
         from onetl.connection import Postgres
 
+        return Postgres
+
+    def connection_kwargs(self) -> dict[str, Any]:
         conn: PostgresConnection = self.conn  # type: ignore[assignment]
-        return Postgres(
-            host=conn.host,
-            port=conn.port,
-            user=conn.user,
-            password=conn.password.get_secret_value(),
-            database=conn.database_name,
-            extra=conn.additional_params,
-            spark=spark,
-        )
+        return {
+            "host": conn.host,
+            "port": conn.port,
+            "user": conn.user,
+            "password": conn.password,
+            "database": conn.database_name,
+            "extra": dict(conn.additional_params),
+        }

@@ -13,6 +13,12 @@ if TYPE_CHECKING:
 # type -> "module:Class"; adding a type means one new module and one line here.
 HANDLERS: dict[str, str] = {
     "postgres": "syncmaster_ray.handlers.postgres:PostgresHandler",
+    "mysql": "syncmaster_ray.handlers.mysql:MySQLHandler",
+    "oracle": "syncmaster_ray.handlers.oracle:OracleHandler",
+    "mssql": "syncmaster_ray.handlers.mssql:MSSQLHandler",
+    "clickhouse": "syncmaster_ray.handlers.clickhouse:ClickhouseHandler",
+    "hive": "syncmaster_ray.handlers.hive:HiveHandler",
+    "iceberg": "syncmaster_ray.handlers.iceberg:IcebergHandler",
 }
 # Types SyncMaster 0.3.7 defines that this worker does not run yet.
 KNOWN_TYPES = (

@@ -35,17 +35,51 @@ _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]{0,63}(\(\s*\d+\s*(,\s*\d+\s*)?\
 
 @dataclass(frozen=True)
 class Dialect:
-    """How one backend quotes names and spells regexp/ilike."""
+    """How one backend quotes names and values and spells regexp/ilike.
+
+    ``regexp_template``, when set, replaces the ``<name> <regexp> <value>`` form for backends whose regexp match
+    is a function (Oracle: ``REGEXP_LIKE({name}, {value})``). Where a backslash starts an escape sequence
+    (MySQL, ClickHouse and Spark SQL literals; ClickHouse quoted names too), it is doubled, so a value or name
+    means exactly what the user typed and cannot close its quotes.
+    """
 
     quote: str = '"'
     regexp: str = "~"
     native_ilike: bool = True
+    regexp_template: str | None = None
+    backslash_escapes_in_literals: bool = False
+    backslash_escapes_in_names: bool = False
 
     def quote_name(self, name: str) -> str:
+        if self.backslash_escapes_in_names:
+            name = name.replace("\\", "\\\\")
         return f"{self.quote}{name.replace(self.quote, self.quote * 2)}{self.quote}"
+
+    def literal(self, value: Any) -> str:
+        text = str(value)
+        if self.backslash_escapes_in_literals:
+            text = text.replace("\\", "\\\\")
+        return literal(text)
+
+    def regexp_clause(self, name: str, value: str) -> str:
+        """``name`` and ``value`` already quoted."""
+        if self.regexp_template:
+            return self.regexp_template.format(name=name, value=value)
+        return f"{name} {self.regexp} {value}"
 
 
 POSTGRES = Dialect(quote='"', regexp="~", native_ilike=True)
+ORACLE = Dialect(quote='"', regexp="REGEXP_LIKE", native_ilike=False, regexp_template="REGEXP_LIKE({name}, {value})")
+# ClickHouse has ILIKE; REGEXP is its alias of match(). Backslash escapes work in its literals and quoted names.
+CLICKHOUSE = Dialect(
+    quote='"', regexp="REGEXP", native_ilike=True, backslash_escapes_in_literals=True, backslash_escapes_in_names=True
+)
+# SQL Server has no regexp operator: SyncMaster maps ``regexp`` to LIKE (the value is a LIKE pattern there).
+MSSQL = Dialect(quote='"', regexp="LIKE", native_ilike=False)
+MYSQL = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
+# Hive and Iceberg filters run as Spark SQL.
+HIVE = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
+ICEBERG = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
 
 
 def literal(value: Any) -> str:
@@ -82,9 +116,9 @@ def _row_clause(filter_: dict[str, Any], dialect: Dialect) -> str:
         return f"{name} {BASE_OPERATORS[op]}"
     if "value" not in filter_ or filter_["value"] is None:
         raise InvalidParamsError(f"row filter {op!r} on {field!r} needs a 'value'")
-    value = literal(filter_["value"])
+    value = dialect.literal(filter_["value"])
     if op == "regexp":
-        return f"{name} {dialect.regexp} {value}"
+        return dialect.regexp_clause(name, value)
     if op in ("ilike", "not_ilike") and not dialect.native_ilike:
         negation = "NOT " if op == "not_ilike" else ""
         return f"LOWER({name}) {negation}LIKE LOWER({value})"

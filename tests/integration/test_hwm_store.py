@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from etl_entities.hwm import ColumnDateTimeHWM, ColumnIntHWM, FileListHWM, FileModifiedTimeHWM
@@ -23,9 +23,9 @@ def store(app_env):
     [
         ColumnIntHWM(name="7_postgres_public.orders", expression='"id"', value=42),
         ColumnDateTimeHWM(name="8_postgres_public.events", expression='"ts"',
-                          value=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+                          value=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
         FileListHWM(name="9_sftp_/data", directory="/data", value=["/data/a.csv", "/data/b.csv"]),
-        FileModifiedTimeHWM(name="10_ftp_/in", directory="/in", value=datetime(2026, 5, 6, tzinfo=timezone.utc)),
+        FileModifiedTimeHWM(name="10_ftp_/in", directory="/in", value=datetime(2026, 5, 6, tzinfo=UTC)),
     ],
     ids=["int", "datetime", "file-list", "file-mtime"],
 )

@@ -18,6 +18,8 @@ SYNCMASTER_0_3_7_TYPES = {
     "clickhouse", "hive", "iceberg", "mssql", "mysql", "oracle", "postgres",
     "ftp", "ftps", "hdfs", "s3", "samba", "sftp", "webdav",
 }
+DB_TYPES = {"clickhouse", "hive", "iceberg", "mssql", "mysql", "oracle", "postgres"}
+FILE_TYPES = SYNCMASTER_0_3_7_TYPES - DB_TYPES
 
 
 def pg_connection(*, conn_id: int = 1, name: str = "pg_src", **data_overrides) -> ConnectionSpec:
@@ -76,7 +78,13 @@ def test_known_types_are_syncmaster_0_3_7_types():
     assert set(HANDLERS) <= set(KNOWN_TYPES)
 
 
-@pytest.mark.parametrize("connection_type", sorted(SYNCMASTER_0_3_7_TYPES - {"postgres"}))
+def test_every_db_type_is_supported_by_a_db_handler():
+    assert set(HANDLERS) == DB_TYPES
+    for connection_type in DB_TYPES:
+        assert issubclass(handler_class_for(connection_type), DBHandler)
+
+
+@pytest.mark.parametrize("connection_type", sorted(FILE_TYPES))
 def test_known_but_unsupported_type(connection_type):
     with pytest.raises(UnsupportedConnectionTypeError) as info:
         handler_class_for(connection_type)
@@ -84,7 +92,7 @@ def test_known_but_unsupported_type(connection_type):
     assert info.value.code == "unsupported_connection_type"
     assert reason == (
         f"connection type {connection_type!r} is not supported by this syncmaster-ray version yet "
-        "(supported: postgres)"
+        "(supported: clickhouse, hive, iceberg, mssql, mysql, oracle, postgres)"
     )
 
 
@@ -100,11 +108,11 @@ def test_unknown_type(connection_type):
 
 def test_unsupported_and_unknown_messages_differ():
     with pytest.raises(UnsupportedConnectionTypeError) as known:
-        handler_class_for("oracle")
+        handler_class_for("s3")
     with pytest.raises(UnsupportedConnectionTypeError) as unknown:
         handler_class_for("garbage")
     assert known.value.reason != unknown.value.reason
-    assert "'oracle'" in known.value.reason and "'garbage'" in unknown.value.reason
+    assert "'s3'" in known.value.reason and "'garbage'" in unknown.value.reason
 
 
 # --- building a PostgresHandler (no Spark) -------------------------------------------------------------------------

@@ -224,3 +224,19 @@ def test_unknown_operator_without_value_is_still_invalid_params():
     # The message currently talks about the missing value; the error type is what callers rely on.
     with pytest.raises(InvalidParamsError):
         rows_filter_sql([row("between")], POSTGRES)
+
+
+def test_regexp_template_dialect():
+    funcy = Dialect(quote='"', regexp="REGEXP_LIKE", native_ilike=False, regexp_template="REGEXP_LIKE({name}, {value})")
+    assert rows_filter_sql([row("regexp", value="^a{2}'")], funcy) == "REGEXP_LIKE(\"name\", '^a{2}''')"
+    # the template only shapes regexp; every other operator is unchanged
+    assert rows_filter_sql([row("like", value="a%")], funcy) == "\"name\" LIKE 'a%'"
+    assert rows_filter_sql([row("ilike", value="a%")], funcy) == "LOWER(\"name\") LIKE LOWER('a%')"
+
+
+def test_backslashes_are_escaped_only_where_the_dialect_says_so():
+    escaping = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
+    assert escaping.literal("a\\'b") == "'a\\\\''b'"
+    assert escaping.quote_name("a\\b") == "`a\\b`"
+    assert POSTGRES.literal("a\\'b") == literal("a\\'b") == "'a\\''b'"
+    assert MYSQLISH.literal(7) == "'7'"

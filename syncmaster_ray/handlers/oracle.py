@@ -1,0 +1,50 @@
+"""Oracle, through onETL's ``Oracle`` connection (JDBC). Target column names are written in upper case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from syncmaster_ray.handlers import transforms
+from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler
+
+
+class OracleConnection(BasicAuthModel):
+    host: str
+    port: int = Field(default=1521, ge=1, le=65535)
+    service_name: str | None = None
+    sid: str | None = None
+    additional_params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _exactly_one_identifier(self) -> OracleConnection:
+        # SyncMaster's API only rejects both; onETL also rejects neither, so we fail before Spark starts.
+        if bool(self.sid) == bool(self.service_name):
+            raise ValueError("exactly one of 'sid' and 'service_name' must be set")
+        return self
+
+
+class OracleHandler(DBHandler):
+    connection_type = "oracle"
+    connection_model = OracleConnection
+    dialect = transforms.ORACLE
+    column_case = "upper"
+    maven_packages = ("com.oracle.database.jdbc:ojdbc8:23.26.1.0.0",)
+
+    def onetl_connection_class(self) -> type:
+        from onetl.connection import Oracle
+
+        return Oracle
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        conn: OracleConnection = self.conn  # type: ignore[assignment]
+        identifier = {"sid": conn.sid} if conn.sid else {"service_name": conn.service_name}
+        return {
+            "host": conn.host,
+            "port": conn.port,
+            "user": conn.user,
+            "password": conn.password,
+            **identifier,
+            "extra": dict(conn.additional_params),
+        }

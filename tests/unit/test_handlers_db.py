@@ -1,0 +1,727 @@
+"""DB handlers without Spark: connection kwargs, validation, dialect SQL, write options, Maven coordinates.
+
+Connections are built as the Ray job builds them: a ``RunSpec`` whose ``ConnectionSpec`` holds SyncMaster's
+``connection.data`` and decrypted ``auth_data`` as the API stores them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from syncmaster_ray.errors import ConfigError, InvalidParamsError
+from syncmaster_ray.handlers import transforms
+from syncmaster_ray.handlers.base import DBHandler
+from syncmaster_ray.handlers.clickhouse import ClickhouseHandler, order_by_column
+from syncmaster_ray.handlers.hive import HiveHandler
+from syncmaster_ray.handlers.iceberg import (
+    IcebergBearerAuth,
+    IcebergDelegatedWarehouse,
+    IcebergHandler,
+    IcebergOAuth2ClientCredentials,
+    IcebergS3DirectWarehouse,
+)
+from syncmaster_ray.handlers.mssql import MSSQLHandler
+from syncmaster_ray.handlers.mysql import (
+    MARIADB_DRIVER_CLASS,
+    MYSQL_DRIVER_CLASS,
+    MySQLHandler,
+    choose_driver,
+    mariadb_connection_class,
+    mariadb_jdbc_url,
+)
+from syncmaster_ray.handlers.oracle import OracleHandler
+from syncmaster_ray.handlers.postgres import PostgresHandler
+from syncmaster_ray.handlers.registry import handler_class_for
+from syncmaster_ray.settings import get_settings
+from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
+
+PASSWORD = "Db-Pa55w0rd-never-shown"
+TOKEN = "Rest-T0ken-never-shown"
+CLIENT_SECRET = "OAuth-S3cret-never-shown"
+S3_SECRET = "S3-S3cret-never-shown"
+SECRETS = (PASSWORD, TOKEN, CLIENT_SECRET, S3_SECRET)
+BASIC_AUTH = {"type": "basic", "user": "etl", "password": PASSWORD}
+
+# connection.data as SyncMaster 0.3.7's API stores it (model_dump: every default present).
+DATA: dict[str, dict[str, Any]] = {
+    "postgres": {"host": "pg.example", "port": 5432, "database_name": "src", "additional_params": {}},
+    "mysql": {"host": "mysql.example", "port": 3306, "database_name": "shop",
+              "additional_params": {"useSSL": "false"}},
+    "oracle": {"host": "oracle.example", "port": 1522, "service_name": "XEPDB1", "sid": None,
+               "additional_params": {"defaultRowPrefetch": "1000"}},
+    "mssql": {"host": "mssql.example", "port": 1433, "database_name": "sales", "additional_params": {}},
+    "clickhouse": {"host": "ch.example", "port": 8123, "database_name": None, "additional_params": {}},
+    "hive": {"cluster": "test-hive"},
+}
+ICEBERG_DIRECT = {
+    "type": "iceberg_rest_s3_direct",
+    "rest_catalog_url": "http://rest.example:8181",
+    "s3_warehouse_path": "/data",
+    "s3_host": "minio.example",
+    "s3_port": 9010,
+    "s3_protocol": "http",
+    "s3_bucket": "warehouse",
+    "s3_region": "us-east-1",
+    "s3_bucket_style": "path",
+    "s3_additional_params": {},
+}
+ICEBERG_DELEGATED = {
+    "type": "iceberg_rest_s3_delegated",
+    "rest_catalog_url": "https://catalog.example/api/catalog",
+    "s3_warehouse_name": "lake",
+    "s3_access_delegation": "remote-signing",
+}
+OAUTH2 = {
+    "rest_catalog_oauth2_client_id": "syncmaster",
+    "rest_catalog_oauth2_client_secret": CLIENT_SECRET,
+    "rest_catalog_oauth2_scopes": ["catalog", "sql"],
+    "rest_catalog_oauth2_resource": None,
+    "rest_catalog_oauth2_audience": "lakekeeper",
+    "rest_catalog_oauth2_token_endpoint": "https://idp.example/realms/x/protocol/openid-connect/token",
+}
+ICEBERG_AUTH = {
+    "iceberg_rest_bearer_s3_basic": {"rest_catalog_token": TOKEN, "s3_access_key": "AKIA1", "s3_secret_key": S3_SECRET},
+    "iceberg_rest_oauth2_client_credentials_s3_basic": {**OAUTH2, "s3_access_key": "AKIA1", "s3_secret_key": S3_SECRET},
+    "iceberg_rest_bearer": {"rest_catalog_token": TOKEN},
+    "iceberg_rest_oauth2_client_credentials": OAUTH2,
+}
+
+HANDLER_CLASSES: dict[str, type[DBHandler]] = {
+    "postgres": PostgresHandler,
+    "mysql": MySQLHandler,
+    "oracle": OracleHandler,
+    "mssql": MSSQLHandler,
+    "clickhouse": ClickhouseHandler,
+    "hive": HiveHandler,
+    "iceberg": IcebergHandler,
+}
+TYPES = sorted(HANDLER_CLASSES)
+
+
+def connection(connection_type: str, data: dict | None = None, auth: dict | None = None, **overrides) -> ConnectionSpec:
+    data = dict(DATA[connection_type] if data is None else data)
+    data.update(overrides)
+    data = {k: v for k, v in data.items() if v is not ...}
+    return ConnectionSpec(id=11, type=connection_type, name=f"{connection_type}_conn", data=data,
+                          auth=BASIC_AUTH if auth is None else auth)
+
+
+def iceberg_connection(data: dict, auth_type: str, **auth_overrides) -> ConnectionSpec:
+    auth = {"type": auth_type, **ICEBERG_AUTH[auth_type], **auth_overrides}
+    auth = {k: v for k, v in auth.items() if v is not ...}
+    return ConnectionSpec(id=12, type="iceberg", name="lake", data=data, auth=auth)
+
+
+def build(conn: ConnectionSpec, *, role: str = "source", table_name: str = "sales.orders",
+          transformations: tuple = (), tasks: int = 1) -> Any:
+    other = connection("postgres")
+    params = {"type": conn.type, "table_name": table_name}
+    spec = RunSpec(
+        run_id=5, run_created_at=datetime(2025, 1, 2, tzinfo=UTC), transfer_id=3, transfer_name="t", group_name="g",
+        source=conn if role == "source" else other,
+        target=conn if role == "target" else other,
+        source_params=params if role == "source" else {"type": "postgres", "table_name": "public.src"},
+        target_params=params if role == "target" else {"type": "postgres", "table_name": "public.tgt"},
+        strategy=Strategy(), transformations=transformations, resources=Resources(max_parallel_tasks=tasks),
+    )
+    return handler_class_for(conn.type)(connection=conn, params=params, spec=spec, role=role)
+
+
+def secret(value: Any) -> str:
+    assert isinstance(value, SecretStr), f"{value!r} should stay a SecretStr"
+    return value.get_secret_value()
+
+
+def assert_no_secret(text: str) -> None:
+    for value in SECRETS:
+        assert value not in text
+
+
+# --- connection kwargs (what the onETL class gets besides spark) ---------------------------------------------------
+
+
+def test_postgres_kwargs():
+    kwargs = build(connection("postgres")).connection_kwargs()
+    assert secret(kwargs.pop("password")) == PASSWORD
+    assert kwargs == {"host": "pg.example", "port": 5432, "user": "etl", "database": "src", "extra": {}}
+
+
+def test_mysql_kwargs():
+    kwargs = build(connection("mysql")).connection_kwargs()
+    assert secret(kwargs.pop("password")) == PASSWORD
+    assert kwargs == {"host": "mysql.example", "port": 3306, "user": "etl", "database": "shop",
+                      "extra": {"useSSL": "false"}}
+
+
+def test_mysql_defaults_port_and_no_database():
+    kwargs = build(connection("mysql", {"host": "m"})).connection_kwargs()
+    assert (kwargs["port"], kwargs["database"], kwargs["extra"]) == (3306, None, {})
+
+
+def test_oracle_kwargs_with_service_name():
+    kwargs = build(connection("oracle")).connection_kwargs()
+    assert secret(kwargs.pop("password")) == PASSWORD
+    assert kwargs == {"host": "oracle.example", "port": 1522, "user": "etl", "service_name": "XEPDB1",
+                      "extra": {"defaultRowPrefetch": "1000"}}
+
+
+def test_oracle_kwargs_with_sid_and_default_port():
+    kwargs = build(connection("oracle", {"host": "o", "sid": "XE", "service_name": None})).connection_kwargs()
+    assert kwargs["sid"] == "XE"
+    assert "service_name" not in kwargs
+    assert kwargs["port"] == 1521
+
+
+def test_mssql_kwargs_trust_server_certificate_is_merged():
+    kwargs = build(connection("mssql")).connection_kwargs()
+    assert secret(kwargs.pop("password")) == PASSWORD
+    assert kwargs == {"host": "mssql.example", "port": 1433, "user": "etl", "database": "sales",
+                      "extra": {"trustServerCertificate": "true"}}
+
+
+def test_mssql_additional_params_win_over_trust_server_certificate():
+    conn = connection("mssql", additional_params={"trustServerCertificate": "false", "encrypt": "true"})
+    assert build(conn).connection_kwargs()["extra"] == {"trustServerCertificate": "false", "encrypt": "true"}
+    assert build(connection("mssql", {"host": "s", "database_name": "d"})).connection_kwargs()["port"] == 1433
+
+
+def test_clickhouse_kwargs():
+    kwargs = build(connection("clickhouse")).connection_kwargs()
+    assert secret(kwargs.pop("password")) == PASSWORD
+    assert kwargs == {"host": "ch.example", "port": 8123, "user": "etl", "database": None, "extra": {}}
+    assert build(connection("clickhouse", {"host": "c", "database_name": "db"})).connection_kwargs()["port"] == 8123
+
+
+def test_hive_kwargs_are_the_cluster_only():
+    handler = build(connection("hive"))
+    assert handler.connection_kwargs() == {"cluster": "test-hive"}
+    # basic auth is still required and kept (SyncMaster uses it for kinit)
+    assert (handler.conn.user, handler.conn.password.get_secret_value()) == ("etl", PASSWORD)
+
+
+def test_kwargs_never_show_secrets_in_repr():
+    for connection_type in ("postgres", "mysql", "oracle", "mssql", "clickhouse"):
+        kwargs = build(connection(connection_type)).connection_kwargs()
+        assert_no_secret(repr(kwargs))
+        assert_no_secret(str(kwargs))
+
+
+# --- iceberg --------------------------------------------------------------------------------------------------------
+
+
+def test_iceberg_direct_bearer_kwargs():
+    handler = build(iceberg_connection(ICEBERG_DIRECT, "iceberg_rest_bearer_s3_basic"))
+    conn = handler.conn
+    assert conn.flavour == "iceberg_rest_s3_direct"
+    assert isinstance(conn.auth, IcebergBearerAuth)
+    assert isinstance(conn.warehouse, IcebergS3DirectWarehouse)
+    kwargs = handler.connection_kwargs()
+    assert set(kwargs) == {"catalog_name", "catalog", "warehouse"}
+    assert kwargs["catalog_name"] == handler.catalog_name
+    catalog = kwargs["catalog"]
+    assert str(catalog.url) == "http://rest.example:8181"
+    assert secret(catalog.auth.access_token) == TOKEN
+    assert catalog.get_config()["token"] == TOKEN
+    warehouse = kwargs["warehouse"]
+    assert secret(warehouse.secret_key) == S3_SECRET
+    config = warehouse.get_config()
+    assert config["warehouse"] == "s3a://warehouse/data"
+    assert config["s3.endpoint"] == "http://minio.example:9010"
+    assert config["s3.access-key-id"] == "AKIA1"
+    assert config["s3.path-style-access"] == "true"
+    assert config["client.region"] == "us-east-1"
+    assert_no_secret(repr(kwargs))
+
+
+def test_iceberg_direct_defaults_follow_syncmaster():
+    data = {k: v for k, v in ICEBERG_DIRECT.items()
+            if k not in ("s3_port", "s3_protocol", "s3_bucket_style", "s3_additional_params")}
+    handler = build(iceberg_connection(data, "iceberg_rest_bearer_s3_basic"))
+    warehouse = handler.conn.warehouse
+    assert (warehouse.s3_port, warehouse.s3_protocol, warehouse.s3_bucket_style) == (None, "https", "path")
+    config = handler.connection_kwargs()["warehouse"].get_config()
+    # no port: onETL picks the protocol's
+    assert config["s3.endpoint"] == "https://minio.example:443"
+    assert config["s3.path-style-access"] == "true"
+
+
+def test_iceberg_domain_bucket_style_disables_path_style_access():
+    data = {**ICEBERG_DIRECT, "s3_bucket_style": "domain"}
+    config = build(iceberg_connection(data, "iceberg_rest_bearer_s3_basic")).connection_kwargs()["warehouse"]
+    assert config.get_config()["s3.path-style-access"] == "false"
+
+
+def test_iceberg_direct_oauth2_kwargs():
+    handler = build(iceberg_connection(ICEBERG_DIRECT, "iceberg_rest_oauth2_client_credentials_s3_basic"))
+    assert isinstance(handler.conn.auth, IcebergOAuth2ClientCredentials)
+    auth = handler.connection_kwargs()["catalog"].auth
+    assert auth.client_id == "syncmaster"
+    assert secret(auth.client_secret) == CLIENT_SECRET
+    assert auth.scopes == ["catalog", "sql"]
+    assert auth.audience == "lakekeeper"
+    assert auth.resource is None
+    assert str(auth.oauth2_token_endpoint) == OAUTH2["rest_catalog_oauth2_token_endpoint"]
+
+
+def test_iceberg_delegated_oauth2_kwargs():
+    handler = build(iceberg_connection(ICEBERG_DELEGATED, "iceberg_rest_oauth2_client_credentials"))
+    conn = handler.conn
+    assert conn.flavour == "iceberg_rest_s3_delegated"
+    assert isinstance(conn.warehouse, IcebergDelegatedWarehouse)
+    kwargs = handler.connection_kwargs()
+    assert str(kwargs["catalog"].url) == "https://catalog.example/api/catalog"
+    config = kwargs["catalog"].get_config()
+    assert config["credential"] == f"syncmaster:{CLIENT_SECRET}"
+    assert config["scope"] == "catalog sql"
+    warehouse = kwargs["warehouse"]
+    assert (warehouse.name, warehouse.access_delegation) == ("lake", "remote-signing")
+    assert_no_secret(repr(kwargs))
+
+
+def test_iceberg_delegated_bearer_defaults():
+    data = {"type": "iceberg_rest_s3_delegated", "rest_catalog_url": "http://rest:8181"}
+    handler = build(iceberg_connection(data, "iceberg_rest_bearer"))
+    assert isinstance(handler.conn.auth, IcebergBearerAuth)
+    warehouse = handler.connection_kwargs()["warehouse"]
+    assert (warehouse.name, warehouse.access_delegation) == (None, "vended-credentials")
+
+
+def test_iceberg_oauth2_optional_fields_default():
+    auth = {"rest_catalog_oauth2_client_id": "id", "rest_catalog_oauth2_client_secret": CLIENT_SECRET}
+    conn = ConnectionSpec(id=1, type="iceberg", name="x", data=ICEBERG_DELEGATED, auth=auth)
+    oauth = build(conn).connection_kwargs()["catalog"].auth
+    assert (oauth.scopes, oauth.audience, oauth.resource, oauth.oauth2_token_endpoint) == ([], None, None, None)
+
+
+def test_iceberg_flavour_is_picked_by_key_presence_not_by_type():
+    # the merged DTO has no "type": a direct-looking dict is direct whatever the flavour string said
+    data = {**ICEBERG_DIRECT, "type": "iceberg_rest_s3_delegated"}
+    assert build(iceberg_connection(data, "iceberg_rest_bearer_s3_basic")).conn.flavour == "iceberg_rest_s3_direct"
+    # the oauth2 client id key alone selects oauth2, even when null (then it is invalid, as in SyncMaster)
+    with pytest.raises(InvalidParamsError, match=r"auth\.oauth2\.rest_catalog_oauth2_client_id"):
+        build(iceberg_connection(ICEBERG_DELEGATED, "iceberg_rest_bearer", rest_catalog_oauth2_client_id=None))
+
+
+def test_iceberg_catalog_name_is_random_per_handler():
+    conn = iceberg_connection(ICEBERG_DIRECT, "iceberg_rest_bearer_s3_basic")
+    first, second = build(conn), build(conn, role="target")
+    assert re.fullmatch(r"iceberg_[0-9a-f]{8}", first.catalog_name)
+    assert first.catalog_name != second.catalog_name
+    assert first.connection_kwargs()["catalog_name"] == first.catalog_name
+
+
+# --- validation errors: InvalidParamsError naming the field, never a secret ----------------------------------------
+
+
+INVALID_CASES = [
+    ("mysql", {"port": 3306}, "host: Field required"),
+    ("mysql", {"host": "h", "port": 0}, "port: Input should be greater than or equal to 1"),
+    ("oracle", {"host": "h"}, "exactly one of 'sid' and 'service_name'"),
+    ("oracle", {"host": "h", "sid": "XE", "service_name": "XEPDB1"}, "exactly one of 'sid' and 'service_name'"),
+    ("oracle", {"host": "h", "sid": "", "service_name": None}, "exactly one of 'sid' and 'service_name'"),
+    ("mssql", {"host": "h"}, "database_name: Field required"),
+    ("clickhouse", {"host": "h", "port": "http"}, "port: Input should be a valid integer"),
+    ("hive", {}, "cluster: Field required"),
+]
+
+
+@pytest.mark.parametrize(("connection_type", "data", "message"), INVALID_CASES)
+def test_invalid_connection_data(connection_type, data, message):
+    with pytest.raises(InvalidParamsError) as info:
+        build(connection(connection_type, data))
+    error = info.value
+    assert error.code == "invalid_params"
+    assert error.reason.startswith(f"invalid source connection 11 ({connection_type}): ")
+    assert message in error.reason
+    assert_no_secret(error.reason + str(error) + repr(error))
+
+
+@pytest.mark.parametrize("connection_type", ["mysql", "oracle", "mssql", "clickhouse", "hive"])
+def test_missing_user_or_password(connection_type):
+    with pytest.raises(InvalidParamsError, match="password: Field required") as info:
+        build(connection(connection_type, auth={"type": "basic", "user": "etl"}))
+    assert "user:" not in info.value.reason
+    with pytest.raises(InvalidParamsError, match="user: Field required") as info:
+        build(connection(connection_type, auth={"type": "basic", "password": PASSWORD}))
+    assert_no_secret(info.value.reason)
+
+
+@pytest.mark.parametrize(
+    ("data", "auth_type", "auth_overrides", "messages"),
+    [
+        (ICEBERG_DIRECT, "iceberg_rest_bearer_s3_basic", {"rest_catalog_token": ...},
+         ["auth.bearer.rest_catalog_token: Field required"]),
+        (ICEBERG_DIRECT, "iceberg_rest_bearer_s3_basic", {"s3_secret_key": ..., "s3_access_key": ...},
+         ["warehouse.direct.s3_access_key: Field required", "warehouse.direct.s3_secret_key: Field required"]),
+        (ICEBERG_DIRECT, "iceberg_rest_oauth2_client_credentials_s3_basic",
+         {"rest_catalog_oauth2_client_secret": ...}, ["auth.oauth2.rest_catalog_oauth2_client_secret: Field required"]),
+        ({**ICEBERG_DIRECT, "rest_catalog_url": "rest.example:8181"}, "iceberg_rest_bearer_s3_basic", {},
+         ["rest_catalog_url: URL scheme should be 'http' or 'https'"]),
+        ({**ICEBERG_DIRECT, "s3_bucket_style": "virtual"}, "iceberg_rest_bearer_s3_basic", {},
+         ["warehouse.direct.s3_bucket_style: Input should be 'domain' or 'path'"]),
+        ({**ICEBERG_DELEGATED, "s3_access_delegation": "none"}, "iceberg_rest_bearer", {},
+         ["warehouse.delegated.s3_access_delegation: Input should be 'vended-credentials' or 'remote-signing'"]),
+        (ICEBERG_DELEGATED, "iceberg_rest_oauth2_client_credentials",
+         {"rest_catalog_oauth2_token_endpoint": "not a url"}, ["auth.oauth2.rest_catalog_oauth2_token_endpoint: "]),
+        ({k: v for k, v in ICEBERG_DELEGATED.items() if k != "rest_catalog_url"}, "iceberg_rest_bearer", {},
+         ["rest_catalog_url: "]),
+    ],
+)
+def test_invalid_iceberg_connection(data, auth_type, auth_overrides, messages):
+    with pytest.raises(InvalidParamsError) as info:
+        build(iceberg_connection(data, auth_type, **auth_overrides))
+    assert info.value.reason.startswith("invalid source connection 12 (iceberg): ")
+    for message in messages:
+        assert message in info.value.reason
+    assert_no_secret(info.value.reason + repr(info.value))
+
+
+# --- dialects: quoting and the rows-filter SQL ---------------------------------------------------------------------
+
+OPERATORS = ["is_null", "is_not_null", "equal", "not_equal", "greater_than", "greater_or_equal", "less_than",
+             "less_or_equal", "like", "ilike", "not_like", "not_ilike", "regexp"]
+# One expected clause per operator, in OPERATORS order, for field "Name" and value "a%".
+EXPECTED_CLAUSES = {
+    "postgres": ['"Name" IS NULL', '"Name" IS NOT NULL', "\"Name\" = 'a%'", "\"Name\" != 'a%'", "\"Name\" > 'a%'",
+                 "\"Name\" >= 'a%'", "\"Name\" < 'a%'", "\"Name\" <= 'a%'", "\"Name\" LIKE 'a%'",
+                 "\"Name\" ILIKE 'a%'", "\"Name\" NOT LIKE 'a%'", "\"Name\" NOT ILIKE 'a%'", "\"Name\" ~ 'a%'"],
+    "oracle": ['"Name" IS NULL', '"Name" IS NOT NULL', "\"Name\" = 'a%'", "\"Name\" != 'a%'", "\"Name\" > 'a%'",
+               "\"Name\" >= 'a%'", "\"Name\" < 'a%'", "\"Name\" <= 'a%'", "\"Name\" LIKE 'a%'",
+               "LOWER(\"Name\") LIKE LOWER('a%')", "\"Name\" NOT LIKE 'a%'", "LOWER(\"Name\") NOT LIKE LOWER('a%')",
+               "REGEXP_LIKE(\"Name\", 'a%')"],
+    "clickhouse": ['"Name" IS NULL', '"Name" IS NOT NULL', "\"Name\" = 'a%'", "\"Name\" != 'a%'",
+                   "\"Name\" > 'a%'", "\"Name\" >= 'a%'", "\"Name\" < 'a%'", "\"Name\" <= 'a%'",
+                   "\"Name\" LIKE 'a%'", "\"Name\" ILIKE 'a%'", "\"Name\" NOT LIKE 'a%'", "\"Name\" NOT ILIKE 'a%'",
+                   "\"Name\" REGEXP 'a%'"],
+    "mssql": ['"Name" IS NULL', '"Name" IS NOT NULL', "\"Name\" = 'a%'", "\"Name\" != 'a%'", "\"Name\" > 'a%'",
+              "\"Name\" >= 'a%'", "\"Name\" < 'a%'", "\"Name\" <= 'a%'", "\"Name\" LIKE 'a%'",
+              "LOWER(\"Name\") LIKE LOWER('a%')", "\"Name\" NOT LIKE 'a%'", "LOWER(\"Name\") NOT LIKE LOWER('a%')",
+              "\"Name\" LIKE 'a%'"],
+    "mysql": ["`Name` IS NULL", "`Name` IS NOT NULL", "`Name` = 'a%'", "`Name` != 'a%'", "`Name` > 'a%'",
+              "`Name` >= 'a%'", "`Name` < 'a%'", "`Name` <= 'a%'", "`Name` LIKE 'a%'",
+              "LOWER(`Name`) LIKE LOWER('a%')", "`Name` NOT LIKE 'a%'", "LOWER(`Name`) NOT LIKE LOWER('a%')",
+              "`Name` RLIKE 'a%'"],
+    "hive": ["`Name` IS NULL", "`Name` IS NOT NULL", "`Name` = 'a%'", "`Name` != 'a%'", "`Name` > 'a%'",
+             "`Name` >= 'a%'", "`Name` < 'a%'", "`Name` <= 'a%'", "`Name` LIKE 'a%'",
+             "LOWER(`Name`) LIKE LOWER('a%')", "`Name` NOT LIKE 'a%'", "LOWER(`Name`) NOT LIKE LOWER('a%')",
+             "`Name` RLIKE 'a%'"],
+}
+EXPECTED_CLAUSES["iceberg"] = EXPECTED_CLAUSES["hive"]
+DIALECTS = {
+    "postgres": transforms.POSTGRES, "oracle": transforms.ORACLE, "clickhouse": transforms.CLICKHOUSE,
+    "mssql": transforms.MSSQL, "mysql": transforms.MYSQL, "hive": transforms.HIVE, "iceberg": transforms.ICEBERG,
+}
+
+
+def test_every_type_has_expectations():
+    assert set(EXPECTED_CLAUSES) == set(DIALECTS) == set(HANDLER_CLASSES)
+    assert all(len(clauses) == len(OPERATORS) == 13 for clauses in EXPECTED_CLAUSES.values())
+
+
+@pytest.mark.parametrize("connection_type", TYPES)
+def test_handler_uses_its_dialect(connection_type):
+    assert HANDLER_CLASSES[connection_type].dialect is DIALECTS[connection_type]
+
+
+@pytest.mark.parametrize("connection_type", TYPES)
+@pytest.mark.parametrize("op_index", range(13), ids=OPERATORS)
+def test_rows_filter_operator(connection_type, op_index):
+    filter_ = {"type": OPERATORS[op_index], "field": "Name", "value": "a%"}
+    expected = EXPECTED_CLAUSES[connection_type][op_index]
+    assert transforms.rows_filter_sql([filter_], DIALECTS[connection_type]) == expected
+
+
+def sample_connection(connection_type: str) -> ConnectionSpec:
+    if connection_type == "iceberg":
+        return iceberg_connection(ICEBERG_DIRECT, "iceberg_rest_bearer_s3_basic")
+    return connection(connection_type)
+
+
+@pytest.mark.parametrize("connection_type", TYPES)
+def test_handler_where_has_all_thirteen_operators(connection_type):
+    filters = [{"type": op, "field": "Name", "value": "a%"} for op in OPERATORS]
+    transformations = ({"type": "dataframe_rows_filter", "filters": filters},)
+    handler = build(sample_connection(connection_type), transformations=transformations)
+    assert handler.where == " AND ".join(EXPECTED_CLAUSES[connection_type])
+
+
+@pytest.mark.parametrize(
+    ("connection_type", "quoted"),
+    [("postgres", '"we""ird"'), ("oracle", '"we""ird"'), ("mssql", '"we""ird"'), ("clickhouse", '"we""ird"'),
+     ("mysql", '`we"ird`'), ("hive", '`we"ird`'), ("iceberg", '`we"ird`')],
+)
+def test_quoting(connection_type, quoted):
+    assert DIALECTS[connection_type].quote_name('we"ird') == quoted
+
+
+@pytest.mark.parametrize("connection_type", ["mysql", "hive", "iceberg"])
+def test_backtick_in_name_is_doubled(connection_type):
+    assert DIALECTS[connection_type].quote_name("a`b") == "`a``b`"
+
+
+@pytest.mark.parametrize(
+    ("connection_type", "literal_sql"),
+    [
+        # backslash is an escape character in these literals: doubled, so the value is taken as typed
+        ("mysql", r"'\\d+'' OR 1=1 --'"), ("hive", r"'\\d+'' OR 1=1 --'"), ("iceberg", r"'\\d+'' OR 1=1 --'"),
+        ("clickhouse", r"'\\d+'' OR 1=1 --'"),
+        # and a plain character here
+        ("postgres", r"'\d+'' OR 1=1 --'"), ("oracle", r"'\d+'' OR 1=1 --'"), ("mssql", r"'\d+'' OR 1=1 --'"),
+    ],
+)
+def test_values_are_escaped_per_dialect(connection_type, literal_sql):
+    dialect = DIALECTS[connection_type]
+    value = r"\d+' OR 1=1 --"
+    assert dialect.literal(value) == literal_sql
+    assert transforms.rows_filter_sql([{"type": "equal", "field": "x", "value": value}], dialect).endswith(literal_sql)
+
+
+def test_a_trailing_backslash_cannot_close_the_literal():
+    # MySQL would read 'x\' as an unterminated string starting with x'
+    assert transforms.MYSQL.literal("x\\") == "'x\\\\'"
+    assert transforms.rows_filter_sql([{"type": "regexp", "field": "f", "value": "x\\"}], transforms.MYSQL) == (
+        "`f` RLIKE 'x\\\\'"
+    )
+
+
+def test_clickhouse_escapes_backslashes_in_names():
+    assert transforms.CLICKHOUSE.quote_name('a\\" OR 1=1 --') == '"a\\\\"" OR 1=1 --"'
+    assert transforms.POSTGRES.quote_name("a\\b") == '"a\\b"'
+    assert transforms.MYSQL.quote_name("a\\b") == "`a\\b`"
+
+
+def test_oracle_regexp_value_is_escaped_inside_the_function():
+    sql = transforms.rows_filter_sql([{"type": "regexp", "field": "name", "value": "^O'B{2}"}], transforms.ORACLE)
+    assert sql == "REGEXP_LIKE(\"name\", '^O''B{2}')"
+
+
+def test_columns_filter_uses_the_handler_dialect():
+    transformations = ({"type": "dataframe_columns_filter", "filters": [
+        {"type": "include", "field": "id"},
+        {"type": "rename", "field": "Name", "to": "full_name"},
+        {"type": "cast", "field": "amount", "as_type": "DECIMAL(10, 2)"},
+    ]},)
+    assert build(connection("mysql"), transformations=transformations).columns == [
+        "`id`", "`Name` AS `full_name`", "CAST(`amount` AS DECIMAL(10, 2)) AS `amount`"]
+    assert build(connection("oracle"), transformations=transformations).columns == [
+        '"id"', '"Name" AS "full_name"', 'CAST("amount" AS DECIMAL(10, 2)) AS "amount"']
+
+
+# --- reads ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("connection_type", ["hive", "iceberg"])
+def test_hive_and_iceberg_never_partition_reads(connection_type):
+    handler = build(sample_connection(connection_type), tasks=8)
+    assert handler.partitioned_reads is False
+    assert handler.partitioned_read_options() == {}  # no schema lookup: the connection is not even made
+
+
+@pytest.mark.parametrize("connection_type", ["postgres", "mysql", "oracle", "mssql", "clickhouse"])
+def test_jdbc_types_partition_reads(connection_type):
+    assert HANDLER_CLASSES[connection_type].partitioned_reads is True
+
+
+def test_single_task_reads_are_not_partitioned():
+    assert build(connection("mysql"), tasks=1).partitioned_read_options() == {}
+
+
+# --- writes --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("connection_type", "if_exists"),
+    [("postgres", "replace_entire_table"), ("mysql", "replace_entire_table"), ("oracle", "replace_entire_table"),
+     ("mssql", "replace_entire_table"), ("hive", "replace_overlapping_partitions"),
+     ("iceberg", "replace_overlapping_partitions")],
+)
+def test_write_options(connection_type, if_exists):
+    handler = build(sample_connection(connection_type), role="target")
+    assert handler.write_options(["id", "name"]) == {"if_exists": if_exists}
+    assert handler.write_options() == {"if_exists": if_exists}
+
+
+def test_clickhouse_write_options_order_by():
+    handler = build(connection("clickhouse"), role="target")
+    assert handler.write_options(["name", "user_id", "id"]) == {
+        "if_exists": "replace_entire_table",
+        "createTableOptions": 'ENGINE = MergeTree() ORDER BY "user_id"',
+    }
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["id", "name"], "id"),
+        (["name", "id"], "id"),
+        (["name", "user_id", "id"], "user_id"),  # the first one ending in "id"
+        (["name", "amount"], "name"),  # none: the first column
+        (["UserID", "name"], "UserID"),  # any case
+        (["paid", "id"], "paid"),  # a plain suffix test, as in SyncMaster
+        (["value"], "value"),
+    ],
+)
+def test_clickhouse_order_by_column(columns, expected):
+    assert order_by_column(columns) == expected
+
+
+def test_clickhouse_order_by_needs_a_column():
+    with pytest.raises(InvalidParamsError, match="without columns"):
+        order_by_column([])
+
+
+def test_clickhouse_order_by_column_is_quoted():
+    handler = build(connection("clickhouse"), role="target")
+    assert handler.write_options(['we"id'])["createTableOptions"] == 'ENGINE = MergeTree() ORDER BY "we""id"'
+
+
+@pytest.mark.parametrize("connection_type", ["postgres", "mysql", "mssql", "clickhouse", "hive", "iceberg"])
+def test_target_column_names_are_lower_case(connection_type):
+    cls = HANDLER_CLASSES[connection_type]
+    assert cls.column_case == "lower"
+    assert cls.target_column_names(["ID", "Name", "created_AT", "ÄÖ"]) == ["id", "name", "created_at", "äö"]
+
+
+def test_oracle_target_column_names_are_upper_case():
+    assert OracleHandler.column_case == "upper"
+    assert OracleHandler.target_column_names(["id", "Name", "created_AT", "äö"]) == ["ID", "NAME", "CREATED_AT", "ÄÖ"]
+    assert OracleHandler.target_column_names([]) == []
+
+
+# --- Maven packages (onETL 0.17, Spark 3.5, Scala 2.12) ------------------------------------------------------------
+
+MAVEN = {
+    "postgres": ("org.postgresql:postgresql:42.7.11",),
+    "oracle": ("com.oracle.database.jdbc:ojdbc8:23.26.1.0.0",),
+    "clickhouse": ("io.github.mtsongithub.doetl:spark-dialect-extension_2.12:0.0.4",
+                   "com.clickhouse:clickhouse-jdbc:0.7.2", "com.clickhouse:clickhouse-http-client:0.7.2"),
+    "mssql": ("com.microsoft.sqlserver:mssql-jdbc:13.4.0.jre8",),
+    "mysql": ("com.mysql:mysql-connector-j:9.7.0",),
+    "hive": (),
+    "iceberg": ("org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.0",
+                "org.apache.iceberg:iceberg-aws-bundle:1.10.0"),
+}
+
+
+@pytest.mark.parametrize("connection_type", TYPES)
+def test_maven_packages(connection_type):
+    assert HANDLER_CLASSES[connection_type].maven_packages == MAVEN[connection_type]
+
+
+def test_maven_packages_match_onetl():
+    from onetl.connection import MSSQL, Clickhouse, Iceberg, MySQL, Oracle, Postgres
+
+    assert list(PostgresHandler.maven_packages) == Postgres.get_packages()
+    assert list(OracleHandler.maven_packages) == Oracle.get_packages()
+    assert list(MSSQLHandler.maven_packages) == MSSQL.get_packages()
+    assert list(MySQLHandler.maven_packages) == MySQL.get_packages()
+    assert list(ClickhouseHandler.maven_packages[1:]) == Clickhouse.get_packages()
+    assert list(IcebergHandler.maven_packages) == [
+        *Iceberg.get_packages(package_version="1.10.0", spark_version="3.5.7", scala_version="2.12"),
+        *Iceberg.S3Warehouse.get_packages(package_version="1.10.0"),
+    ]
+
+
+# --- the kwargs fit the onETL classes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("connection_type", TYPES)
+def test_onetl_connection_class(connection_type):
+    import onetl.connection
+
+    handler = build(sample_connection(connection_type))
+    cls = handler.onetl_connection_class()
+    expected = {"postgres": "Postgres", "mysql": "MySQL", "oracle": "Oracle", "mssql": "MSSQL",
+                "clickhouse": "Clickhouse", "hive": "Hive", "iceberg": "Iceberg"}[connection_type]
+    assert cls is getattr(onetl.connection, expected)
+    assert set(handler.connection_kwargs()) <= set(cls.model_fields) - {"spark"}
+
+
+@pytest.mark.parametrize("connection_type", ["postgres", "mysql", "oracle", "mssql", "clickhouse", "hive"])
+def test_onetl_accepts_the_kwargs(connection_type):
+    """onETL validates every kwarg; only the (fake) Spark session is refused."""
+    from pyspark.sql import SparkSession
+
+    handler = build(sample_connection(connection_type))
+    cls = handler.onetl_connection_class()
+    cls.model_rebuild(_types_namespace={"SparkSession": SparkSession})
+    with pytest.raises(ValidationError) as info:
+        cls.model_validate({**handler.connection_kwargs(), "spark": object()})
+    assert [error["loc"] for error in info.value.errors()] == [("spark",)]
+
+
+# --- MySQL with MariaDB Connector/J --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "available", "expected"),
+    [
+        ("mysql", set(), "mysql"),
+        ("mariadb", set(), "mariadb"),
+        ("auto", {MYSQL_DRIVER_CLASS, MARIADB_DRIVER_CLASS}, "mysql"),
+        ("auto", {MYSQL_DRIVER_CLASS}, "mysql"),
+        ("auto", {MARIADB_DRIVER_CLASS}, "mariadb"),
+        ("auto", set(), "mysql"),  # onETL then names the missing package
+    ],
+)
+def test_choose_mysql_driver(setting, available, expected):
+    assert choose_driver(setting, available.__contains__) == expected
+
+
+def test_forced_driver_does_not_look_at_the_classpath():
+    def fail(name: str) -> bool:
+        raise AssertionError(name)
+
+    assert choose_driver("mariadb", fail) == "mariadb"
+    assert choose_driver("mysql", fail) == "mysql"
+    with pytest.raises(ValueError, match="unknown MySQL driver setting"):
+        choose_driver("postgres", fail)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("jdbc:mysql://h:3306/db", "jdbc:mysql://h:3306/db?permitMysqlScheme"),
+        ("jdbc:mysql://h:3306", "jdbc:mysql://h:3306?permitMysqlScheme"),
+        ("jdbc:mysql://h:3306/db?a=b", "jdbc:mysql://h:3306/db?a=b&permitMysqlScheme"),
+        ("jdbc:mysql://h:3306/db?permitMysqlScheme", "jdbc:mysql://h:3306/db?permitMysqlScheme"),
+    ],
+)
+def test_mariadb_jdbc_url(url, expected):
+    assert mariadb_jdbc_url(url) == expected
+
+
+def test_mariadb_connection_class_only_swaps_the_driver():
+    from onetl.connection import MySQL
+
+    cls = mariadb_connection_class()
+    assert issubclass(cls, MySQL)
+    assert cls.DRIVER == MARIADB_DRIVER_CLASS
+    assert MySQL.DRIVER == MYSQL_DRIVER_CLASS
+    assert mariadb_connection_class() is cls
+
+
+def test_mysql_handler_picks_the_class_for_its_driver():
+    from onetl.connection import MySQL
+
+    handler = build(connection("mysql"))
+    assert handler.onetl_connection_class() is MySQL
+    handler.driver = "mariadb"
+    assert handler.onetl_connection_class() is mariadb_connection_class()
+
+
+def test_mysql_driver_setting(monkeypatch):
+    monkeypatch.setenv("SYNCMASTER__DATABASE__URL", "postgresql://u:p@db:5432/syncmaster")
+    assert get_settings().spark.mysql_driver == "auto"
+    monkeypatch.setenv("SYNCMASTER__SPARK__MYSQL_DRIVER", "mariadb")
+    get_settings.cache_clear()
+    assert get_settings().spark.mysql_driver == "mariadb"
+    monkeypatch.setenv("SYNCMASTER__SPARK__MYSQL_DRIVER", "jtds")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="SYNCMASTER__SPARK__MYSQL_DRIVER"):
+        get_settings()
