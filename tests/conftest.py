@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.ray_cluster",
     "tests.fixtures.worker",
+    "tests.fixtures.file_servers",
 ]
