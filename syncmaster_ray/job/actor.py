@@ -61,6 +61,7 @@ class TransferActor:
         import raydp
 
         from syncmaster_ray.job.spark import spark_configs
+        from syncmaster_ray.job.strategy import hwm_store_for
 
         resources = spec.resources
         started = time.monotonic()
@@ -81,7 +82,7 @@ class TransferActor:
         )
         spark_start = round(time.monotonic() - started, 3)
         try:
-            metrics = perform_transfer(spark, source, target)
+            metrics = perform_transfer(spark, source, target, hwm_store_for(settings))
         finally:
             stopping = time.monotonic()
             raydp.stop_spark()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncmaster_ray.errors import SourceError, SyncmasterRayError, TargetError
 from syncmaster_ray.handlers.registry import handler_class_for
+from syncmaster_ray.job.strategy import strategy_scope
 from syncmaster_ray.outcome import short_error
 from syncmaster_ray.spec import RunSpec
 
@@ -51,8 +52,11 @@ def _blame(error: type[SyncmasterRayError], what: str) -> Iterator[None]:
         raise error(f"{what} failed: {short_error(exc)}") from exc
 
 
-def perform_transfer(spark: SparkSession, source: Handler, target: Handler) -> dict[str, Any]:
-    """Connect both sides, read, write. Returns phase timings in seconds and the number of read partitions."""
+def perform_transfer(spark: SparkSession, source: Handler, target: Handler, store: Any) -> dict[str, Any]:
+    """Connect both sides, read, write within the strategy's scope (``store`` keeps HWMs).
+
+    Returns phase timings in seconds and the number of read partitions.
+    """
     timings: dict[str, float] = {}
     source_name = f"reading {source.params.get('table_name', '')} from {source.describe}".replace("  ", " ")
     target_name = f"writing {target.params.get('table_name', '')} to {target.describe}".replace("  ", " ")
@@ -61,11 +65,14 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler) -> d
             source.connect(spark)
         with _blame(TargetError, f"connecting to {target.describe}"):
             target.connect(spark)
-    with _phase(timings, "read_plan_seconds"), _blame(SourceError, source_name):
-        df = source.read()
-        partitions = df.rdd.getNumPartitions()
-    # Spark is lazy: rows are read and written here, so a failure may come from either side.
-    with _phase(timings, "copy_seconds"), _blame(TargetError, target_name):
-        target.write(df)
+    # The new HWM is saved when this scope ends without error: only after the write succeeded.
+    with strategy_scope(source.spec, store) as previous_hwm:
+        source.previous_hwm = target.previous_hwm = previous_hwm
+        with _phase(timings, "read_plan_seconds"), _blame(SourceError, source_name):
+            df = source.read()
+            partitions = df.rdd.getNumPartitions()
+        # Spark is lazy: rows are read and written here, so a failure may come from either side.
+        with _phase(timings, "copy_seconds"), _blame(TargetError, target_name):
+            target.write(df)
     log.info("Transfer done: %s", timings)
     return {**timings, "source_partitions": partitions}
