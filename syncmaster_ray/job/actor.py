@@ -71,6 +71,7 @@ class TransferActor:
             executor_cores=resources.cpu_cores_per_task,
             executor_memory=f"{resources.executor_memory_mb}M",
             fault_tolerant_mode=False,  # it would add a Ray driver per transfer (stack-notes pitfall 12)
+            enable_hive="hive" in (source.connection_type, target.connection_type),
             placement_group=placement_group,
             placement_group_bundle_indexes=bundle_indexes,
             configs=spark_configs(
