@@ -19,7 +19,12 @@ def existing_jars(paths: list[str]) -> list[str]:
 
 
 def spark_configs(
-    settings: SparkSettings, *, maven_packages: list[str], driver_memory_mb: int, parallelism: int
+    settings: SparkSettings,
+    *,
+    maven_packages: list[str],
+    driver_memory_mb: int,
+    parallelism: int,
+    maven_excludes: list[str] | None = None,
 ) -> dict[str, str]:
     """Everything we pass as RayDP ``configs``: operator extras first, then ours."""
     jars = existing_jars(settings.jars)
@@ -34,8 +39,11 @@ def spark_configs(
         "spark.default.parallelism": str(parallelism),
         "spark.sql.shuffle.partitions": str(max(parallelism, 1)),
         "spark.driver.memory": f"{driver_memory_mb}m",
-        "spark.driver.extraJavaOptions": timezone_flag,
-        "spark.executor.extraJavaOptions": timezone_flag,
+        # Operators' JVM options are kept; ours are appended.
+        "spark.driver.extraJavaOptions": _join(settings.extra_config.get("spark.driver.extraJavaOptions"),
+                                               timezone_flag),
+        "spark.executor.extraJavaOptions": _join(settings.extra_config.get("spark.executor.extraJavaOptions"),
+                                                 timezone_flag),
         # RayDP's master JVMs have no heap cap by default (25 % of RAM each); these options are also appended to
         # the driver's, so they must never contain -Xmx (stack-notes pitfall 3).
         "spark.ray.raydp_app_master.extraJavaOptions": settings.master_jvm_options,
@@ -48,4 +56,10 @@ def spark_configs(
         configs["raydp.executor.extraClassPath"] = ":".join(jars)
     if settings.use_maven_packages and maven_packages:
         configs["spark.jars.packages"] = ",".join(maven_packages)
+        if maven_excludes:
+            configs["spark.jars.excludes"] = ",".join(maven_excludes)
     return {key: str(value) for key, value in configs.items()}
+
+
+def _join(*options: str | None) -> str:
+    return " ".join(option for option in options if option)

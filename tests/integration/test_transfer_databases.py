@@ -1,0 +1,134 @@
+"""Database types end to end beside Postgres, and the incremental strategy, through the whole pipeline."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+
+import psycopg
+import pytest
+
+from tests.fixtures.postgres_data import checksum, create_source, unique_table
+from tests.integration.test_transfer_postgres import connection_data, start_and_wait
+
+pytestmark = [pytest.mark.integration]
+
+
+def make_transfer(catalog, queue, source_conn, target_conn, source_params, target_params, strategy=None):
+    return catalog.create_transfer(
+        group_id=queue.group_id, name=f"t_{secrets.token_hex(4)}", description="", queue_id=queue.id,
+        source_connection_id=source_conn.id, target_connection_id=target_conn.id,
+        source_params=source_params, target_params=target_params,
+        strategy_params=strategy or {"type": "full"}, transformations=[],
+        resources={"max_parallel_tasks": 1, "cpu_cores_per_task": 1, "ram_bytes_per_task": 1024**3},
+        is_scheduled=False, schedule="",
+    )
+
+
+def ensure_connection(catalog, app_env, name: str, type_: str, data: dict, auth: dict):
+    if catalog.find_connection("e2e", name) is None:
+        catalog.create_connection(group_name="e2e", name=name, type_=type_, data=data, auth=auth,
+                                  secret_key=app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"])
+    return catalog.find_connection("e2e", name)
+
+
+@pytest.fixture(scope="module")
+def pg(catalog, data_db_url, app_env):
+    data, auth = connection_data(data_db_url)
+    return ensure_connection(catalog, app_env, "pg_db_tests", "postgres", data, auth)
+
+
+def assert_finished(repo, run):
+    record = repo.get_record(run.id)
+    assert run.status == "FINISHED", record.reason if record else None
+
+
+@pytest.mark.postgres
+def test_incremental_runs_move_only_new_rows_and_a_full_run_resets_the_hwm(
+    repo, catalog, e2e_queue, pg, data_db_url, ray_head, celery_worker, app_env
+):
+    from syncmaster_ray.db.hwm_store import PostgresHWMStore
+    from syncmaster_ray.job.strategy import hwm_name
+    from syncmaster_ray.settings import get_settings
+
+    source, target = unique_table("inc_src"), unique_table("inc_dst")
+    create_source(data_db_url, source, rows=100)
+    transfer = make_transfer(catalog, e2e_queue, pg, pg, {"type": "postgres", "table_name": source},
+                             {"type": "postgres", "table_name": target},
+                             strategy={"type": "incremental", "increment_by": "Id"})
+    store = PostgresHWMStore(sync_url=get_settings().database.sync_url)
+    name = f"{transfer.id}_postgres_{source}"
+
+    first = start_and_wait(repo, transfer, e2e_queue.slug)
+    assert_finished(repo, first)
+    assert store.get_hwm(name).value == 100
+    with psycopg.connect(data_db_url, autocommit=True) as conn:
+        conn.execute(f'INSERT INTO {source} ("Id", "Name") SELECT g, \'new \' || g FROM generate_series(101, 150) g')
+        conn.execute(f'UPDATE {source} SET "Name" = \'changed\' WHERE "Id" = 5')  # below the HWM: not moved again
+
+    second = start_and_wait(repo, transfer, e2e_queue.slug)
+    assert_finished(repo, second)
+    assert store.get_hwm(name).value == 150
+    with psycopg.connect(data_db_url) as conn:
+        ids = [row[0] for row in conn.execute(f"SELECT id FROM {target} WHERE id IS NOT NULL ORDER BY id")]
+        name_of_5 = conn.execute(f"SELECT name FROM {target} WHERE id = 5").fetchone()[0]
+    assert ids == [-1, *range(1, 151)]  # run 1: ids -1..100 (NULL-id rows are below any HWM), run 2: 101..150
+    assert name_of_5 != "changed"
+    assert repo.get_record(second.id).metrics["source_partitions"] == 1
+
+    catalog_transfer = transfer  # switch the same transfer to full, as a user would in the UI
+    with psycopg.connect(get_settings().database.sync_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("UPDATE transfer SET strategy_params = %s WHERE id = %s",
+                     ('{"type": "full"}', catalog_transfer.id))
+    third = start_and_wait(repo, transfer, e2e_queue.slug)
+    assert_finished(repo, third)
+    assert store.get_hwm(name).value is None
+    assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
+    assert hwm_name  # the name the job uses is SyncMaster's: checked in unit tests
+
+
+MYSQL_DB = f"smr_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="module")
+def mysql(catalog, app_env):
+    """The local MariaDB server (127.0.0.1:3306, root) read and written with Debian's MariaDB JDBC driver."""
+    subprocess.run(["mariadb", "-uroot", "-e", f"CREATE DATABASE {MYSQL_DB} CHARACTER SET utf8mb4"], check=True)
+    try:
+        yield ensure_connection(
+            catalog, app_env, "mysql_tests", "mysql",
+            {"host": "127.0.0.1", "port": 3306, "database_name": MYSQL_DB, "additional_params": {}},
+            {"type": "basic", "user": "root", "password": ""},
+        )
+    finally:
+        subprocess.run(["mariadb", "-uroot", "-e", f"DROP DATABASE IF EXISTS {MYSQL_DB}"], check=True)
+
+
+@pytest.mark.parametrize("middle", ["mysql", "hive"])
+def test_round_trip_through_another_database_keeps_every_row(
+    middle, request, repo, catalog, e2e_queue, pg, data_db_url, ray_head, celery_worker
+):
+    """postgres -> <middle> -> postgres: both directions, checked with a checksum over every row."""
+    if middle == "mysql":
+        middle_conn, middle_table = request.getfixturevalue("mysql"), f"{MYSQL_DB}.t_{secrets.token_hex(4)}"
+    else:
+        middle_conn = ensure_connection(catalog, request.getfixturevalue("app_env"), "hive_tests", "hive",
+                                        {"cluster": "local"}, {"type": "basic", "user": "etl", "password": "x"})
+        middle_table = f"default.t_{secrets.token_hex(4)}"
+    source, back = unique_table("rt_src"), unique_table("rt_back")
+    create_source(data_db_url, source, rows=1000)
+
+    there = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg, middle_conn,
+                                               {"type": "postgres", "table_name": source},
+                                               {"type": middle, "table_name": middle_table}), e2e_queue.slug)
+    assert_finished(repo, there)
+    home = start_and_wait(repo, make_transfer(catalog, e2e_queue, middle_conn, pg,
+                                              {"type": middle, "table_name": middle_table},
+                                              {"type": "postgres", "table_name": back}), e2e_queue.slug)
+    assert_finished(repo, home)
+
+    # Spark creates MySQL TIMESTAMP columns without fractional seconds (MariaDB truncates them).
+    whole_seconds = middle == "mysql"
+    assert checksum(data_db_url, back, lowercase=True, whole_seconds=whole_seconds) == checksum(
+        data_db_url, source, lowercase=False, whole_seconds=whole_seconds
+    )
