@@ -121,22 +121,11 @@ class LocalRayHead:
         self.stop()
         raise RuntimeError(f"the Ray head did not answer within {timeout:.0f} s; see {log_path}")
 
-    def stop(self, grace: float = 15) -> None:
+    def stop(self, grace: float = 8) -> None:
         """SIGTERM the whole process group of ``ray start --block``, then SIGKILL what is left."""
         if self.process is None:
             return
-        pgid = self.process.pid
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _group_alive(pgid):
-                time.sleep(0.2)
-            if not _group_alive(pgid):
-                break
-        self.process.wait(timeout=5)
+        _stop_group(self.process, grace)
         self.process = None
 
     def __enter__(self) -> LocalRayHead:
@@ -156,6 +145,99 @@ def _group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+@dataclass
+class LocalRayNode:
+    """A second raylet joining a local head (``ray start --address ... --block``): a two-node cluster on one machine.
+
+    Each node has its own resources; on one machine they share the filesystem, so tests assert *where* things ran
+    rather than relying on files being invisible.
+    """
+
+    head: LocalRayHead
+    num_cpus: int = 2
+    memory_bytes: int = 4 * GiB
+    object_store_bytes: int = 256 * 1024**2
+    resources: str | None = None
+    process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        ray = str(Path(sys.executable).with_name("ray"))
+        worker_ports = _free_port_range(40)
+        command = [
+            ray, "start", "--block", "--disable-usage-stats", f"--address={self.head.gcs_address}",
+            f"--num-cpus={self.num_cpus}", "--num-gpus=0", f"--memory={self.memory_bytes}",
+            f"--object-store-memory={self.object_store_bytes}",
+            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+            f"--min-worker-port={worker_ports}", f"--max-worker-port={worker_ports + 39}",
+        ]
+        if self.resources:
+            command.append(f"--resources={self.resources}")
+        return command
+
+    def start(self, timeout: float = 120) -> LocalRayNode:
+        env = {**os.environ, **self.head.env}
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        log_path = Path(self.head.temp_dir) / f"ray-node-{free_port()}.log"
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ray start (worker node) exited with {self.process.returncode}; see {log_path}")
+            if self._alive_nodes() >= 2:
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"the worker node did not join within {timeout:.0f} s; see {log_path}")
+
+    def _alive_nodes(self) -> int:
+        import json
+
+        try:
+            with urllib.request.urlopen(f"{self.head.dashboard_url}/api/v0/nodes?limit=100", timeout=5) as response:
+                nodes = json.load(response)["data"]["result"]["result"]
+        except (OSError, ValueError, KeyError):
+            return 0
+        return sum(1 for node in nodes if node.get("state") == "ALIVE")
+
+    @property
+    def session_id(self) -> int:
+        assert self.process is not None, "the node is not running"
+        return self.process.pid
+
+    def stop(self, grace: float = 8) -> None:
+        if self.process is None:
+            return
+        _stop_group(self.process, grace)
+        self.process = None
+
+    def __enter__(self) -> LocalRayNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _stop_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM a child's whole process group, then SIGKILL what is left, and reap the child."""
+    pgid = process.pid
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(pgid):
+            time.sleep(0.2)
+        if not _group_alive(pgid):
+            break
+    process.wait(timeout=5)
 
 
 @dataclass
@@ -191,18 +273,7 @@ class LocalCeleryWorker:
     def stop(self, grace: float = 20) -> None:
         if self.process is None:
             return
-        pgid = self.process.pid
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _group_alive(pgid):
-                time.sleep(0.2)
-            if not _group_alive(pgid):
-                break
-        self.process.wait(timeout=5)
+        _stop_group(self.process, grace)
         self.process = None
 
     def __enter__(self) -> LocalCeleryWorker:
