@@ -118,6 +118,25 @@ class RaySettings(BaseModel):
         return (self.dashboard_url or self.address).rstrip("/")
 
 
+class HDFSClusterSettings(BaseModel):
+    """One HDFS cluster SyncMaster names by ``{"cluster": name}``: where its namenode answers."""
+
+    host: str = Field(description="Namenode host (the active one; HA pairs need an onETL hooks plugin).")
+    webhdfs_port: int = Field(default=9870, ge=1, le=65535, description="WebHDFS port (the file client).")
+    ipc_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Namenode RPC port for Spark's `hdfs://` paths. Unset: Spark cannot reach the cluster itself, "
+        "so files are staged on the Spark driver through WebHDFS.",
+    )
+    kerberos: bool = Field(
+        default=False,
+        description="Log in as the connection's user with its password (kinit, needs `onetl[kerberos]`), as "
+        "SyncMaster does for every cluster. False: anonymous WebHDFS (the connection's credentials are unused).",
+    )
+
+
 class SparkSettings(BaseModel):
     jars: list[str] = Field(
         default_factory=lambda: [DEFAULT_POSTGRES_JAR, DEFAULT_MARIADB_JAR],
@@ -140,6 +159,12 @@ class SparkSettings(BaseModel):
         "reads and writes MySQL and MariaDB servers through the same `jdbc:mysql://` URL, so Spark keeps its MySQL "
         "dialect; the URL carries `permitMysqlScheme` for Connector/J 3.x. `auto`: MySQL's driver when its class "
         "is on the Spark classpath, else MariaDB's.",
+    )
+    hdfs_clusters: dict[str, HDFSClusterSettings] = Field(
+        default_factory=dict,
+        description="HDFS cluster name -> namenode, registered as onETL hooks inside each Ray job, e.g. "
+        '`{"prod": {"host": "nn1.example", "webhdfs_port": 9870, "ipc_port": 8020, "kerberos": true}}`. '
+        "Clusters not listed here are resolved by whatever onETL hooks plugins the Ray nodes have, with Kerberos.",
     )
     master_jvm_options: str = Field(
         default="-XX:MaxRAMPercentage=10 -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto",

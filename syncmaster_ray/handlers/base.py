@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -42,7 +43,11 @@ class Handler(ABC):
 
     connection_type: ClassVar[str]
     connection_model: ClassVar[type[ConnectionModel]]
-    maven_packages: ClassVar[tuple[str, ...]] = ()
+    # Maven coordinates this side needs (`SYNCMASTER__SPARK__USE_MAVEN_PACKAGES`); file handlers add format jars.
+    maven_packages: tuple[str, ...] = ()
+    # True when this side reads or writes files on the Spark driver's local disk, which executors must see too:
+    # the job then reserves the driver and every executor on one node (a STRICT_PACK placement group).
+    driver_local_files: bool = False
 
     def __init__(self, *, connection: ConnectionSpec, params: dict[str, Any], spec: RunSpec, role: Role) -> None:
         self.spec = spec
@@ -54,6 +59,12 @@ class Handler(ABC):
         )
         # The transfer's HWM before this run (incremental strategy), set by the job before reading.
         self.previous_hwm: Any = None
+        # Set by the transfer actor: the run's own temp dir (removed after the run), and whether every executor
+        # runs on the driver's node (None: unknown).
+        self.work_dir: Path | None = None
+        self.executors_on_driver_node: bool | None = None
+        # Counters merged into the run's metrics (e.g. files read or written).
+        self.metrics: dict[str, Any] = {}
 
     @property
     def incremental(self) -> bool:
@@ -69,11 +80,16 @@ class Handler(ABC):
         """A secret-free name for messages: ``postgres connection 'pg_src'``."""
         return f"{self.connection_type} connection {self.connection_spec.name!r}"
 
+    def maven_exclusions(self) -> tuple[str, ...]:
+        """``spark.jars.excludes`` for ``maven_packages`` (called inside the Ray job only)."""
+        return ()
+
     @abstractmethod
     def connect(self, spark: SparkSession) -> None: ...
 
     @abstractmethod
-    def read(self) -> DataFrame: ...
+    def read(self) -> DataFrame | None:
+        """The source's rows, or None when there is nothing new to transfer (an incremental file source)."""
 
     @abstractmethod
     def write(self, df: DataFrame) -> None: ...

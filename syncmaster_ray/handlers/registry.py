@@ -19,8 +19,15 @@ HANDLERS: dict[str, str] = {
     "clickhouse": "syncmaster_ray.handlers.clickhouse:ClickhouseHandler",
     "hive": "syncmaster_ray.handlers.hive:HiveHandler",
     "iceberg": "syncmaster_ray.handlers.iceberg:IcebergHandler",
+    "s3": "syncmaster_ray.handlers.s3:S3Handler",
+    "hdfs": "syncmaster_ray.handlers.hdfs:HDFSHandler",
+    "sftp": "syncmaster_ray.handlers.sftp:SFTPHandler",
+    "ftp": "syncmaster_ray.handlers.ftp:FTPHandler",
+    "ftps": "syncmaster_ray.handlers.ftps:FTPSHandler",
+    "webdav": "syncmaster_ray.handlers.webdav:WebDAVHandler",
+    "samba": "syncmaster_ray.handlers.samba:SambaHandler",
 }
-# Types SyncMaster 0.3.7 defines that this worker does not run yet.
+# Every type SyncMaster 0.3.7 defines (a type listed here but not above would be "not supported yet").
 KNOWN_TYPES = (
     "postgres", "hive", "iceberg", "oracle", "clickhouse", "mssql", "mysql",
     "s3", "hdfs", "sftp", "ftp", "ftps", "webdav", "samba",

@@ -49,6 +49,9 @@ class Dialect:
     regexp_template: str | None = None
     backslash_escapes_in_literals: bool = False
     backslash_escapes_in_names: bool = False
+    # How a single quote is written inside a literal. Spark SQL reads 'a''b' as two adjacent literals ("ab"), so
+    # it needs a backslash there.
+    quote_in_literal: str = "''"
 
     def quote_name(self, name: str) -> str:
         if self.backslash_escapes_in_names:
@@ -59,7 +62,7 @@ class Dialect:
         text = str(value)
         if self.backslash_escapes_in_literals:
             text = text.replace("\\", "\\\\")
-        return literal(text)
+        return "'" + text.replace("'", self.quote_in_literal) + "'"
 
     def regexp_clause(self, name: str, value: str) -> str:
         """``name`` and ``value`` already quoted."""
@@ -80,6 +83,10 @@ MYSQL = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes
 # Hive and Iceberg filters run as Spark SQL.
 HIVE = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
 ICEBERG = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
+# File sources: filters run as Spark SQL on the DataFrame read (Spark >= 3.3 has ILIKE).
+SPARK = Dialect(
+    quote="`", regexp="RLIKE", native_ilike=True, backslash_escapes_in_literals=True, quote_in_literal="\\'"
+)
 
 
 def literal(value: Any) -> str:

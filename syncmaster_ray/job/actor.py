@@ -10,8 +10,10 @@ import logging
 import os
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+from syncmaster_ray.ids import submission_id_for
 from syncmaster_ray.job.transfer import build_handlers, perform_transfer
 from syncmaster_ray.outcome import classify
 
@@ -47,8 +49,15 @@ class TransferActor:
             secrets += _connection_secrets(spec)
             source, target = build_handlers(spec)
             maven = sorted({*source.maven_packages, *target.maven_packages})
-            with tempfile.TemporaryDirectory(prefix=f"syncmaster_ray_{self.run_id}_") as workdir:
+            one_node = _bundles_on_one_node(placement_group)
+            # Named after the submission id: run ids repeat across SyncMaster databases sharing a node.
+            prefix = f"{submission_id_for(self.run_id, settings.job_namespace)}_"
+            with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
                 os.chdir(workdir)
+                for handler in (source, target):
+                    # File handlers stage files here (removed with the directory) and need executors beside them.
+                    handler.work_dir = Path(workdir)
+                    handler.executors_on_driver_node = one_node
                 metrics = self._run_spark(spec, settings, placement_group, executor_bundle_indexes, maven, source,
                                           target)
             return {"ok": True, "metrics": metrics}
@@ -77,6 +86,7 @@ class TransferActor:
             configs=spark_configs(
                 settings.spark,
                 maven_packages=maven,
+                maven_excludes=sorted({*source.maven_exclusions(), *target.maven_exclusions()}),
                 driver_memory_mb=settings.ray.driver_memory_bytes // (1024 * 1024),
                 parallelism=resources.max_parallel_tasks * resources.cpu_cores_per_task,
             ),
@@ -89,6 +99,18 @@ class TransferActor:
             raydp.stop_spark()
             metrics_teardown = round(time.monotonic() - stopping, 3)
         return {"spark_start_seconds": spark_start, **metrics, "spark_stop_seconds": metrics_teardown}
+
+
+def _bundles_on_one_node(placement_group: Any) -> bool | None:
+    """Whether every bundle of the run's group (driver and executors) is on one node; None if Ray cannot say."""
+    try:
+        from ray.util import placement_group_table
+
+        nodes = set(placement_group_table(placement_group).get("bundles_to_node_id", {}).values())
+    except Exception:
+        log.warning("Could not tell where the placement group's bundles are", exc_info=True)
+        return None
+    return len(nodes) == 1 if nodes else None
 
 
 def _secrets_of(settings: Any) -> tuple[str, ...]:

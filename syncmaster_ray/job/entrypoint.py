@@ -75,11 +75,12 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
 
     from syncmaster_ray.ids import actor_name_for, placement_group_name_for, submission_id_for
     from syncmaster_ray.job.actor import TransferActor
-    from syncmaster_ray.job.placement import fits_somewhere, plan_placement
+    from syncmaster_ray.job.placement import fits_on_one_node, fits_somewhere, placement_strategy, plan_placement
     from syncmaster_ray.job.transfer import build_handlers
 
     spec = repo.load_run_spec(run_id, settings.secret_key)
-    build_handlers(spec)  # fail on bad params before reserving anything
+    handlers = build_handlers(spec)  # fail on bad params before reserving anything
+    strategy = placement_strategy(handlers)
     plan = plan_placement(
         spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes
     )
@@ -90,7 +91,16 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
         raise ResourcesUnavailableError(
             f"the transfer asks for {_describe(plan.total)} but the whole cluster has {_describe(cluster_total)}"
         )
-    group = placement_group(plan.bundles, strategy="PACK", name=placement_group_name_for(submission_id))
+    if strategy == "STRICT_PACK":
+        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        if not fits_on_one_node(plan, nodes):
+            largest = max(nodes, key=lambda node: (node.get("CPU", 0), node.get("memory", 0)), default={})
+            raise ResourcesUnavailableError(
+                f"the transfer stages files on the Spark driver's disk, so it needs {_describe(plan.total)} on one "
+                f"node, but no node has that much (the largest has {_describe(largest)})"
+            )
+    log.info("Placement group strategy %s for bundles %s", strategy, plan.bundles)
+    group = placement_group(plan.bundles, strategy=strategy, name=placement_group_name_for(submission_id))
     actor = None
     try:
         _wait_for_capacity(group, plan.total, settings.ray.placement_timeout_seconds)

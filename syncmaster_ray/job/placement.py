@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from syncmaster_ray.spec import Resources
 
@@ -44,3 +46,14 @@ def plan_placement(resources: Resources, *, driver_cpus: float, driver_memory_by
 def fits_somewhere(plan: PlacementPlan, cluster_total: dict[str, float]) -> bool:
     """Could the cluster ever hold this plan (ignoring what is busy now)? A PACK group may span nodes."""
     return all(cluster_total.get(key, 0) >= value for key, value in plan.total.items())
+
+
+def placement_strategy(handlers: Iterable[Any]) -> str:
+    """``STRICT_PACK`` (driver and executors on one node) when a side stages files on the driver's local disk,
+    which executors on another node would not see; else ``PACK`` (one node preferred, several allowed)."""
+    return "STRICT_PACK" if any(getattr(h, "driver_local_files", False) for h in handlers) else "PACK"
+
+
+def fits_on_one_node(plan: PlacementPlan, node_totals: Iterable[dict[str, float]]) -> bool:
+    """Could a single node ever hold the whole plan (a ``STRICT_PACK`` group)?"""
+    return any(fits_somewhere(plan, node) for node in node_totals)

@@ -58,8 +58,8 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler, stor
     Returns phase timings in seconds and the number of read partitions.
     """
     timings: dict[str, float] = {}
-    source_name = f"reading {source.params.get('table_name', '')} from {source.describe}".replace("  ", " ")
-    target_name = f"writing {target.params.get('table_name', '')} to {target.describe}".replace("  ", " ")
+    source_name = f"reading {_location(source)} from {source.describe}".replace("  ", " ")
+    target_name = f"writing {_location(target)} to {target.describe}".replace("  ", " ")
     with _phase(timings, "connect_seconds"):
         with _blame(SourceError, f"connecting to {source.describe}"):
             source.connect(spark)
@@ -70,9 +70,17 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler, stor
         source.previous_hwm = target.previous_hwm = previous_hwm
         with _phase(timings, "read_plan_seconds"), _blame(SourceError, source_name):
             df = source.read()
-            partitions = df.rdd.getNumPartitions()
+            partitions = df.rdd.getNumPartitions() if df is not None else 0
         # Spark is lazy: rows are read and written here, so a failure may come from either side.
         with _phase(timings, "copy_seconds"), _blame(TargetError, target_name):
-            target.write(df)
+            if df is None:
+                log.info("Nothing new to transfer: the target is left as it is")
+            else:
+                target.write(df)
     log.info("Transfer done: %s", timings)
-    return {**timings, "source_partitions": partitions}
+    return {**timings, "source_partitions": partitions, **source.metrics, **target.metrics}
+
+
+def _location(handler: Handler) -> str:
+    """The table or directory a handler reads or writes, for messages."""
+    return str(handler.params.get("table_name") or handler.params.get("directory_path") or "")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from syncmaster_ray.job.placement import PlacementPlan, fits_somewhere, plan_placement
+from syncmaster_ray.job.placement import (
+    PlacementPlan,
+    fits_on_one_node,
+    fits_somewhere,
+    placement_strategy,
+    plan_placement,
+)
 from syncmaster_ray.spec import GiB, MiB, Resources
 
 
@@ -85,3 +91,29 @@ def test_fits_with_room_and_extra_resources(plan):
 )
 def test_does_not_fit(plan, cluster):
     assert not fits_somewhere(plan, cluster)
+
+
+# --- STRICT_PACK when a side keeps files on the driver's disk ---------------------------------------------------------
+
+
+class Side:
+    """A handler as the placement sees it."""
+
+    def __init__(self, driver_local_files: bool) -> None:
+        self.driver_local_files = driver_local_files
+
+
+@pytest.mark.parametrize(("sides", "strategy"), [
+    ((False, False), "PACK"), ((True, False), "STRICT_PACK"), ((False, True), "STRICT_PACK"),
+    ((True, True), "STRICT_PACK"),
+])
+def test_placement_strategy(sides, strategy):
+    assert placement_strategy([Side(flag) for flag in sides]) == strategy
+
+
+def test_strict_pack_needs_one_node_big_enough():
+    plan = plan_placement(Resources(max_parallel_tasks=2), driver_cpus=1, driver_memory_bytes=GiB)  # 3 CPU, 3 GiB
+    small = {"CPU": 2.0, "memory": float(8 * GiB)}
+    assert not fits_on_one_node(plan, [small, small])  # 4 CPUs in all, but on two nodes
+    assert fits_on_one_node(plan, [small, {"CPU": 3.0, "memory": float(3 * GiB)}])
+    assert not fits_on_one_node(plan, [])

@@ -1,0 +1,102 @@
+"""A two-node Ray cluster on this machine (a head and a second raylet, each with its own CPUs).
+
+On one machine the nodes share a filesystem, so these tests check *where* each actor ran (Ray's state API)
+rather than relying on files being invisible across nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead, LocalRayNode
+from tests.fixtures.postgres_data import checksum, create_source, unique_table
+from tests.integration.test_transfer_databases import ensure_connection, make_transfer
+from tests.integration.test_transfer_postgres import connection_data, start_and_wait
+
+pytestmark = [pytest.mark.integration]
+GiB = 1024**3
+
+
+@pytest.fixture(scope="module")
+def two_nodes(app_env):
+    """Head: 3 CPUs; second node: 2 CPUs (logical). Two 2-core executors cannot share a node."""
+    with LocalRayHead(env=app_env, num_cpus=3, memory_bytes=4 * GiB) as head, \
+            LocalRayNode(head=head, num_cpus=2, memory_bytes=4 * GiB) as node:
+        yield head, node
+
+
+@pytest.fixture(scope="module")
+def multinode_queue(catalog, app_env):
+    return catalog.ensure_queue("e2e", "Multinode Queue")
+
+
+@pytest.fixture(scope="module")
+def multinode_worker(app_env, two_nodes, multinode_queue, tmp_path_factory):
+    head, _ = two_nodes
+    env = {**app_env, "SYNCMASTER__RAY__ADDRESS": head.dashboard_url}
+    log_path = tmp_path_factory.mktemp("celery-multinode") / "worker.log"
+    with LocalCeleryWorker(queues=multinode_queue.slug, env=env, log_path=log_path) as worker:
+        yield worker
+
+
+def all_actors(dashboard_url: str) -> list[dict]:
+    with urllib.request.urlopen(f"{dashboard_url}/api/v0/actors?limit=10000&detail=1", timeout=30) as response:
+        return json.load(response)["data"]["result"]["result"]
+
+
+def actors_since(dashboard_url: str, before: set[str]) -> list[dict]:
+    """Actors created since ``before`` (ids), except Ray's job supervisors: the run's driver actor, RayDP's master
+    and executors. (RayDP's JVM side joins Ray as a driver of its own, so executors carry another job id.)"""
+    return [a for a in all_actors(dashboard_url)
+            if a["actor_id"] not in before and a.get("class_name") != "JobSupervisor"]
+
+
+def actor_ids(dashboard_url: str) -> set[str]:
+    return {a["actor_id"] for a in all_actors(dashboard_url)}
+
+
+def executor_nodes(actors: list[dict]) -> list[str]:
+    return [a["node_id"] for a in actors if "Executor" in (a.get("class_name") or "")]
+
+
+def test_executors_of_a_two_executor_transfer_run_on_both_nodes(
+    repo, catalog, multinode_queue, data_db_url, two_nodes, multinode_worker, app_env
+):
+    head, _ = two_nodes
+    data, auth = connection_data(data_db_url)
+    pg = ensure_connection(catalog, app_env, "pg_multinode", "postgres", data, auth)
+    source, target = unique_table("mn_src"), unique_table("mn_dst")
+    create_source(data_db_url, source, rows=3000)
+    transfer = make_transfer(catalog, multinode_queue, pg, pg, {"type": "postgres", "table_name": source},
+                             {"type": "postgres", "table_name": target})
+    with_two = {"max_parallel_tasks": 2, "cpu_cores_per_task": 2, "ram_bytes_per_task": GiB}
+    _set_resources(transfer.id, with_two)
+
+    before = actor_ids(head.dashboard_url)
+
+    run = start_and_wait(repo, transfer, multinode_queue.slug)
+
+    record = repo.get_record(run.id)
+    assert run.status == "FINISHED", record.reason
+    assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
+    nodes = executor_nodes(actors_since(head.dashboard_url, before))
+    assert len(nodes) == 2 and len(set(nodes)) == 2, _describe(head.dashboard_url)
+
+
+def _set_resources(transfer_id: int, resources: dict) -> None:
+    import psycopg
+
+    from syncmaster_ray.settings import get_settings
+
+    with psycopg.connect(get_settings().database.sync_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("UPDATE transfer SET resources = %s WHERE id = %s", (json.dumps(resources), transfer_id))
+
+
+def _describe(dashboard_url: str) -> list[tuple]:
+    with urllib.request.urlopen(f"{dashboard_url}/api/v0/actors?limit=10000&detail=1", timeout=30) as response:
+        actors = json.load(response)["data"]["result"]["result"]
+    return [(a.get("class_name"), a.get("name"), a.get("job_id"), a.get("node_id", "")[:8], a.get("state"))
+            for a in actors]

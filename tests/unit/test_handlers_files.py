@@ -1,0 +1,608 @@
+"""File handlers without Spark or servers: connection kwargs, params validation, names, filters, placement choice.
+
+Connections are built as the Ray job builds them: a ``RunSpec`` whose ``ConnectionSpec`` holds SyncMaster's
+``connection.data`` and decrypted ``auth_data`` as its API stores them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from syncmaster_ray.errors import InvalidParamsError, SourceError, TargetError
+from syncmaster_ray.handlers import transforms
+from syncmaster_ray.handlers.files import (
+    FileFilterSpec,
+    FileHandler,
+    RemoteFileHandler,
+    directory_path_of,
+    error_with_cause,
+    file_filters_of,
+    is_spark_metadata_file,
+    onetl_file_filters,
+    output_file_names,
+)
+from syncmaster_ray.handlers.formats import (
+    REQUIRED_JARS,
+    FileFormatSpec,
+    check_file_name_template,
+    parse_df_schema,
+    parse_file_format,
+    render_file_name,
+)
+from syncmaster_ray.handlers.hdfs import HDFSHandler, register_hdfs_clusters
+from syncmaster_ray.handlers.registry import handler_class_for
+from syncmaster_ray.job.placement import placement_strategy
+from syncmaster_ray.settings import HDFSClusterSettings, get_settings
+from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
+
+PASSWORD = "File-Pa55w0rd-never-shown"
+S3_SECRET = "S3-S3cret-never-shown"
+BASIC_AUTH = {"type": "basic", "user": "etl", "password": PASSWORD}
+# connection.data and auth_data as SyncMaster 0.3.7's API stores them (model_dump: every default present).
+CONNECTIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "sftp": ({"host": "sftp.example", "port": 2222}, BASIC_AUTH),
+    "ftp": ({"host": "ftp.example", "port": 21}, BASIC_AUTH),
+    "ftps": ({"host": "ftps.example", "port": 990}, BASIC_AUTH),
+    "webdav": ({"host": "dav.example", "port": None, "protocol": "https"}, BASIC_AUTH),
+    "samba": ({"host": "smb.example", "share": "data", "port": None, "protocol": "SMB", "domain": "CORP"},
+              {"type": "samba", "user": "etl", "password": PASSWORD, "auth_type": "NTLMv1"}),
+    "s3": ({"host": "s3.example", "port": 9010, "bucket": "lake", "region": "ru-1", "protocol": "http",
+            "bucket_style": "path", "additional_params": {"fast.upload.buffer": "bytebuffer"}},
+           {"type": "s3", "access_key": "AKIA-unit", "secret_key": S3_SECRET}),
+    "hdfs": ({"cluster": "rnd-dwh"}, BASIC_AUTH),
+}
+FILE_TYPES = sorted(CONNECTIONS)
+LOCAL_TYPES = ["ftp", "ftps", "samba", "sftp", "webdav"]
+CSV = {"type": "csv", "delimiter": ";", "encoding": "utf-8", "quote": '"', "escape": "\\", "include_header": False,
+       "line_sep": "\n", "compression": "gzip"}
+TEMPLATE = "{run_created_at}-{index}.{extension}"
+CREATED = datetime(2024, 5, 1, 9, 8, 7, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The S3 and HDFS handlers read SYNCMASTER__SPARK__* (jars, Maven, HDFS clusters) through get_settings()."""
+    monkeypatch.setenv("SYNCMASTER__DATABASE__URL", "postgresql://u:p@db:5432/syncmaster")
+    monkeypatch.setenv("SYNCMASTER__SPARK__JARS", '["/usr/share/java/postgresql.jar"]')
+
+
+def connection(kind: str, *, conn_id: int = 1, data: dict | None = None, auth: dict | None = None) -> ConnectionSpec:
+    default_data, default_auth = CONNECTIONS.get(kind, ({"host": "pg", "database_name": "db"}, BASIC_AUTH))
+    return ConnectionSpec(id=conn_id, type=kind, name=f"{kind}_conn", data=data if data is not None else default_data,
+                          auth=auth if auth is not None else default_auth)
+
+
+def file_params(kind: str, role: str = "source", **overrides: Any) -> dict[str, Any]:
+    params = {"type": kind, "directory_path": "/data/in", "file_format": dict(CSV), "options": {}}
+    if role == "target":
+        params["file_name_template"] = TEMPLATE
+    params.update(overrides)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def spec(*, source: ConnectionSpec | None = None, target: ConnectionSpec | None = None,
+         source_params: dict | None = None, target_params: dict | None = None, strategy: Strategy | None = None,
+         transformations: tuple = (), resources: Resources | None = None) -> RunSpec:
+    return RunSpec(
+        run_id=42, run_created_at=CREATED, transfer_id=7, transfer_name="files", group_name="team",
+        source=source or connection("sftp"), target=target or connection("postgres", conn_id=2),
+        source_params=source_params or file_params("sftp"),
+        target_params=target_params or {"type": "postgres", "table_name": "public.copy"},
+        strategy=strategy or Strategy(), transformations=transformations, resources=resources or Resources(),
+    )
+
+
+def build(kind: str, role: str = "source", **spec_kwargs: Any) -> Any:
+    params = spec_kwargs.pop(f"{role}_params", None) or file_params(kind, role)
+    conn = spec_kwargs.pop(role, None) or connection(kind)
+    run = spec(**{role: conn, f"{role}_params": params}, **spec_kwargs)
+    return handler_class_for(kind)(connection=conn, params=params, spec=run, role=role)
+
+
+# --- connection kwargs ---------------------------------------------------------------------------------------------
+
+
+def test_sftp_kwargs_no_compression_no_host_key_check():
+    kwargs = build("sftp").connection_kwargs()
+    assert kwargs == {"host": "sftp.example", "port": 2222, "user": "etl", "password": SecretStr(PASSWORD),
+                      "extra": {"compress": False, "host_key_check": False}}
+
+
+@pytest.mark.parametrize("kind", ["ftp", "ftps"])
+def test_ftp_kwargs(kind):
+    handler = build(kind)
+    assert handler.connection_kwargs() == {"host": f"{kind}.example", "port": CONNECTIONS[kind][0]["port"],
+                                           "user": "etl", "password": SecretStr(PASSWORD)}
+    assert handler.onetl_connection_class().__name__ == kind.upper()
+
+
+@pytest.mark.parametrize(("protocol", "port", "expected"), [("https", None, 443), ("http", None, 80),
+                                                            ("http", 8088, 8088)])
+def test_webdav_kwargs_port_defaults_by_protocol_and_no_ssl_verify(protocol, port, expected):
+    conn = connection("webdav", data={"host": "dav", "port": port, "protocol": protocol})
+    kwargs = build("webdav", source=conn).connection_kwargs()
+    assert kwargs == {"host": "dav", "port": expected, "protocol": protocol, "user": "etl",
+                      "password": SecretStr(PASSWORD), "extra": {"ssl_verify": False}}
+
+
+def test_samba_kwargs_from_data_and_samba_auth():
+    kwargs = build("samba").connection_kwargs()
+    assert kwargs == {"host": "smb.example", "port": 445, "share": "data", "protocol": "SMB", "domain": "CORP",
+                      "user": "etl", "password": SecretStr(PASSWORD), "auth_type": "NTLMv1"}
+
+
+@pytest.mark.parametrize(("protocol", "port", "expected"), [("SMB", None, 445), ("NetBIOS", None, 139),
+                                                            ("SMB", 4445, 4445)])
+def test_samba_port_defaults_by_protocol(protocol, port, expected):
+    conn = connection("samba", data={"host": "h", "share": "s", "port": port, "protocol": protocol},
+                      auth={"type": "samba", "user": "u", "password": "p"})
+    kwargs = build("samba", source=conn).connection_kwargs()
+    assert kwargs["port"] == expected and kwargs["auth_type"] == "NTLMv2" and kwargs["domain"] == ""
+
+
+def test_s3_file_client_and_spark_kwargs():
+    handler = build("s3")
+    file_kwargs = {"host": "s3.example", "port": 9010, "bucket": "lake", "protocol": "http", "region": "ru-1",
+                   "access_key": "AKIA-unit", "secret_key": SecretStr(S3_SECRET)}
+    assert handler.connection_kwargs() == file_kwargs
+    # additional_params are S3A options: Spark's side only.
+    assert handler.spark_connection_kwargs() == {**file_kwargs, "path_style_access": True,
+                                                 "extra": {"fast.upload.buffer": "bytebuffer"}}
+
+
+@pytest.mark.parametrize(("protocol", "expected"), [("https", 443), ("http", 80)])
+def test_s3_port_defaults_by_protocol_and_domain_style(protocol, expected):
+    conn = connection("s3", data={"host": "h", "bucket": "b", "region": "r", "protocol": protocol,
+                                  "bucket_style": "domain"})
+    handler = build("s3", source=conn)
+    assert handler.connection_kwargs()["port"] == expected
+    assert handler.spark_connection_kwargs()["path_style_access"] is False
+
+
+def test_hdfs_kwargs_kerberos_unless_listed_without_it():
+    handler = build("hdfs")
+    kerberos = {"cluster": "rnd-dwh", "user": "etl", "password": SecretStr(PASSWORD)}
+    assert handler.connection_kwargs({}) == kerberos  # resolved by onETL plugins, Kerberos as in SyncMaster
+    assert handler.connection_kwargs({"rnd-dwh": HDFSClusterSettings(host="nn", kerberos=True)}) == kerberos
+    assert handler.connection_kwargs({"rnd-dwh": HDFSClusterSettings(host="nn")}) == {"cluster": "rnd-dwh"}
+
+
+def test_hdfs_kwargs_read_the_setting(monkeypatch):
+    monkeypatch.setenv("SYNCMASTER__SPARK__HDFS_CLUSTERS", json.dumps({"rnd-dwh": {"host": "nn", "webhdfs_port": 1}}))
+    get_settings.cache_clear()
+    assert build("hdfs").connection_kwargs() == {"cluster": "rnd-dwh"}
+
+
+def test_hdfs_hooks_resolve_listed_clusters_only():
+    from onetl.connection import HDFS, SparkHDFS
+
+    register_hdfs_clusters({"unit-hooks": HDFSClusterSettings(host="nn.unit", webhdfs_port=50070, ipc_port=9000)})
+    assert HDFS.Slots.get_webhdfs_port("unit-hooks") == 50070
+    assert HDFS.Slots.get_cluster_namenodes("unit-hooks") == {"nn.unit"}
+    assert HDFS.Slots.is_namenode_active("nn.unit", "unit-hooks") is True
+    assert HDFS.Slots.is_namenode_active("other", "unit-hooks") is False
+    assert SparkHDFS.Slots.get_ipc_port("unit-hooks") == 9000
+    assert SparkHDFS.Slots.get_cluster_namenodes("unit-hooks") == {"nn.unit"}
+    assert HDFS.Slots.get_webhdfs_port("not-listed") is None
+    assert SparkHDFS.Slots.get_ipc_port("not-listed") is None
+    # onETL builds the connection from the cluster name alone, without a network call.
+    assert HDFS(cluster="unit-hooks").webhdfs_port == 50070
+
+
+@pytest.mark.parametrize("kind", FILE_TYPES)
+def test_secrets_stay_secret(kind):
+    handler = build(kind)
+    assert PASSWORD not in repr(handler.conn) and S3_SECRET not in repr(handler.conn)
+    assert PASSWORD not in str(handler.connection_kwargs()) and S3_SECRET not in str(handler.connection_kwargs())
+
+
+@pytest.mark.parametrize(("kind", "drop", "field"), [("sftp", "host", "host"), ("samba", "share", "share"),
+                                                    ("s3", "bucket", "bucket"), ("hdfs", "cluster", "cluster")])
+def test_missing_connection_field_is_named_without_secrets(kind, drop, field):
+    data = {k: v for k, v in CONNECTIONS[kind][0].items() if k != drop}
+    with pytest.raises(InvalidParamsError) as info:
+        build(kind, source=connection(kind, data=data))
+    assert info.value.reason.startswith(f"invalid source connection 1 ({kind}): ")
+    assert f"{field}: Field required" in info.value.reason
+    assert PASSWORD not in info.value.reason and S3_SECRET not in info.value.reason
+
+
+def test_missing_password_is_named():
+    with pytest.raises(InvalidParamsError, match="password: Field required"):
+        build("ftp", source=connection("ftp", auth={"type": "basic", "user": "u"}))
+
+
+@pytest.mark.parametrize(("kind", "data"), [("webdav", {"host": "h", "protocol": "gopher"}),
+                                            ("samba", {"host": "h", "share": "s", "protocol": "CIFS"}),
+                                            ("sftp", {"host": "h", "port": 70000})])
+def test_bad_connection_values_are_invalid_params(kind, data):
+    auth = CONNECTIONS[kind][1]
+    with pytest.raises(InvalidParamsError) as info:
+        build(kind, source=connection(kind, data=data, auth=auth))
+    assert PASSWORD not in info.value.reason
+
+
+# --- params ----------------------------------------------------------------------------------------------------------
+
+
+def test_source_params_parsed():
+    handler = build("sftp", source_params=file_params("sftp", directory_path="/data/in/", df_schema=json.dumps(
+        {"type": "struct", "fields": [{"name": "id", "type": "integer", "nullable": True, "metadata": {}}]}),
+        options={"if_exists": "replace_overlapping_partitions", "recursiveFileLookup": True}))
+    assert isinstance(handler, FileHandler)
+    assert handler.directory_path == "/data/in"
+    assert handler.file_format == FileFormatSpec("csv", {
+        "delimiter": ";", "encoding": "utf-8", "quote": '"', "escape": "\\", "header": False, "lineSep": "\n",
+        "compression": "gzip",
+    })
+    assert handler.df_schema["fields"][0]["name"] == "id"
+    assert handler.read_options() == {"recursiveFileLookup": True}  # if_exists means nothing to a reader
+    assert handler.file_name_template is None
+    assert handler.describe == "sftp connection 'sftp_conn'"
+
+
+def test_target_params_parsed_and_write_options_replace_the_run_directory():
+    handler = build("ftp", role="target", target_params=file_params("ftp", "target", options={
+        "if_exists": "append", "partitionBy": "day"}))
+    assert handler.file_name_template == TEMPLATE
+    assert handler.write_options() == {"partitionBy": "day", "if_exists": "replace_entire_directory"}
+    assert handler.remote_tmp_dir() == "/data/in/.tmp/42"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"directory_path": "data/in"}, "source_params.directory_path must be an absolute path, got 'data/in'"),
+    ({"directory_path": None}, "source_params.directory_path must be an absolute path, got None"),
+    ({"file_format": None}, "source_params.file_format must be an object with a 'type'"),
+    ({"file_format": {"type": "avro"}}, "unknown file format 'avro'"),
+    ({"df_schema": "{not json"}, "df_schema is not valid JSON"),
+    ({"df_schema": {"type": "array"}}, "df_schema must be a Spark StructType JSON object"),
+    ({"options": ["a"]}, "source_params.options must be a JSON object"),
+])
+def test_bad_source_params(overrides, message):
+    with pytest.raises(InvalidParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        build("sftp", source_params=file_params("sftp", **overrides))
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    (None, "must contain {index} and {extension}"),
+    ("{run_id}.{extension}", "must contain {index} and {extension}"),
+    ("{index}.{extension}", "must contain {run_id} or {run_created_at}"),
+    ("{run_id}-{index}-{user}.{extension}", "unknown placeholder"),
+])
+def test_bad_file_name_template(template, message):
+    params = file_params("webdav", "target")
+    params["file_name_template"] = template
+    with pytest.raises(InvalidParamsError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        build("webdav", role="target", target_params=params)
+
+
+def test_json_cannot_be_written():
+    with pytest.raises(InvalidParamsError, match="'json' can only be read; write 'jsonline' instead"):
+        build("samba", role="target", target_params=file_params("samba", "target", file_format={"type": "json"}))
+
+
+@pytest.mark.parametrize("increment_by", ["file_name", "file_modified_since"])
+def test_incremental_file_source(increment_by):
+    handler = build("sftp", strategy=Strategy(type="incremental", increment_by=increment_by))
+    hwm = handler.file_hwm()
+    assert type(hwm).__name__ == ("FileListHWM" if increment_by == "file_name" else "FileModifiedTimeHWM")
+    assert hwm.name == "7_sftp_/data/in"  # SyncMaster's HWM name
+
+
+@pytest.mark.parametrize("increment_by", [None, "updated_at"])
+def test_incremental_file_source_needs_a_file_increment(increment_by):
+    with pytest.raises(InvalidParamsError, match="need increment_by file_name or file_modified_since"):
+        build("s3", strategy=Strategy(type="incremental", increment_by=increment_by))
+
+
+def test_no_hwm_for_full_runs_and_targets():
+    assert build("sftp").file_hwm() is None
+    target = build("sftp", role="target", strategy=Strategy(type="incremental", increment_by="file_name"),
+                   source=connection("postgres"), source_params={"type": "postgres", "table_name": "public.t"})
+    assert target.file_hwm() is None
+
+
+def test_hwm_store_during_download_holds_the_previous_hwm_and_defers_saving():
+    from etl_entities.hwm import FileListHWM
+    from etl_entities.hwm_store import HWMStoreStackManager, MemoryHWMStore
+
+    handler = build("ftp", strategy=Strategy(type="incremental", increment_by="file_name"))
+    handler.previous_hwm = FileListHWM(name="7_ftp_/data/in", entity="/data/in", value=["/data/in/a.csv"])
+    level = HWMStoreStackManager.get_current_level()
+    with handler.hwm_saved_after_write():
+        current = HWMStoreStackManager.get_current()
+        assert isinstance(current, MemoryHWMStore)
+        assert current.get_hwm("7_ftp_/data/in") == handler.previous_hwm
+    assert HWMStoreStackManager.get_current_level() == level
+    assert not isinstance(HWMStoreStackManager.get_current(), MemoryHWMStore)
+
+
+# --- transformations -----------------------------------------------------------------------------------------------
+
+
+def test_rows_and_columns_filters_are_spark_sql():
+    transformations = (
+        {"type": "dataframe_rows_filter", "filters": [
+            {"type": "equal", "field": "Name", "value": "O'Brien\\"},
+            {"type": "ilike", "field": "city", "value": "mos%"},
+            {"type": "regexp", "field": "code", "value": "^A\\d+$"},
+            {"type": "is_null", "field": "deleted"},
+        ]},
+        {"type": "dataframe_columns_filter", "filters": [
+            {"type": "include", "field": "Name"},
+            {"type": "rename", "field": "city", "to": "town"},
+            {"type": "cast", "field": "amount", "as_type": "decimal(10, 2)"},
+        ]},
+        {"type": "sql", "query": "SELECT * FROM source"},
+    )
+    handler = build("samba", transformations=transformations)
+    assert handler.where == (
+        "`Name` = 'O\\'Brien\\\\' AND `city` ILIKE 'mos%' AND `code` RLIKE '^A\\\\d+$' AND `deleted` IS NULL"
+    )
+    assert handler.columns == ["`Name`", "`city` AS `town`", "CAST(`amount` AS decimal(10, 2)) AS `amount`"]
+    assert handler.sql_query == "SELECT * FROM source"
+
+
+def test_spark_dialect_escapes_quotes_with_backslash():
+    # Spark SQL reads 'a''b' as two adjacent literals ('ab'): a doubled quote would silently change the value.
+    assert transforms.SPARK.literal("it's") == "'it\\'s'"
+    assert transforms.POSTGRES.literal("it's") == "'it''s'"
+
+
+def test_file_metadata_filters_from_every_transformation():
+    transformations = (
+        {"type": "file_metadata_filter", "filters": [{"type": "name_glob", "value": "*.csv"},
+                                                     {"type": "file_size_min", "value": 1}]},
+        {"type": "dataframe_rows_filter", "filters": []},
+        {"type": "file_metadata_filter", "filters": [{"type": "name_regexp", "value": r"^part-\d+"},
+                                                     {"type": "file_size_max", "value": 1024**3}]},
+    )
+    specs = file_filters_of(transformations)
+    assert specs == [FileFilterSpec("name_glob", "*.csv"), FileFilterSpec("file_size_min", 1),
+                     FileFilterSpec("name_regexp", r"^part-\d+"), FileFilterSpec("file_size_max", 1024**3)]
+    assert build("s3", transformations=transformations).file_filters == specs
+
+
+def test_onetl_file_filters():
+    from onetl.file.filter import FileSizeRange, Glob, Regexp
+
+    built = onetl_file_filters([FileFilterSpec("name_glob", "*.csv"), FileFilterSpec("name_regexp", "^a"),
+                                FileFilterSpec("file_size_min", 10), FileFilterSpec("file_size_max", 20)])
+    assert [type(f) for f in built] == [Glob, Regexp, FileSizeRange, FileSizeRange]
+    assert built[0].pattern == "*.csv" and built[1].pattern.pattern == "^a"
+    assert (built[2].min, built[2].max, built[3].min, built[3].max) == (10, None, None, 20)
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ({"type": "name_size", "value": 1}, "unknown file_metadata_filter 'name_size'"),
+    ({"type": "name_glob", "value": ""}, "'name_glob' needs a non-empty string"),
+    ({"type": "name_regexp", "value": "("}, "name_regexp '\\(': "),
+    ({"type": "file_size_min", "value": -1}, "needs a size in bytes"),
+    ({"type": "file_size_max", "value": True}, "needs a size in bytes"),
+    ({"type": "file_size_max", "value": "1GiB"}, "needs a size in bytes"),
+])
+def test_bad_file_metadata_filter(item, message):
+    with pytest.raises(InvalidParamsError, match=message):
+        build("sftp", transformations=({"type": "file_metadata_filter", "filters": [item]},))
+
+
+# --- formats, extensions and file names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("file_format", "extension"), [
+    ({"type": "csv", "compression": "gzip"}, "csv.gz"),
+    ({"type": "csv", "compression": "none"}, "csv"),
+    ({"type": "csv"}, "csv"),
+    ({"type": "jsonline", "compression": "bzip2"}, "jsonl.bz2"),
+    ({"type": "json", "compression": "gzip"}, "json.gz"),
+    ({"type": "orc", "compression": "zlib"}, "zlib.orc"),
+    ({"type": "orc", "compression": "none"}, "orc"),
+    ({"type": "parquet", "compression": "snappy"}, "snappy.parquet"),
+    ({"type": "parquet", "compression": "lz4"}, "lz4hadoop.parquet"),
+    ({"type": "parquet", "compression": "uncompressed"}, "parquet"),
+    ({"type": "xml", "root_tag": "r", "row_tag": "i", "compression": "none"}, "xml"),
+    ({"type": "excel", "include_header": True}, "xlsx"),
+])
+def test_extension(file_format, extension):
+    assert parse_file_format(file_format, role="source").extension == extension
+
+
+def test_format_keys_renamed_and_unknown_keys_kept():
+    parsed = parse_file_format({"type": "xml", "root_tag": "rows", "row_tag": "row", "compression": "none",
+                                "timestampFormat": "yyyy"}, role="target")
+    assert parsed.options == {"rootTag": "rows", "rowTag": "row", "timestampFormat": "yyyy"}
+    excel = parse_file_format({"type": "excel", "include_header": True, "start_cell": "B2"}, role="source")
+    assert excel.options == {"header": True, "dataAddress": "B2"}
+
+
+def test_template_rendering():
+    assert check_file_name_template(TEMPLATE) == TEMPLATE
+    assert render_file_name(TEMPLATE, index=3, extension="csv.gz", run_id=9, run_created_at=CREATED) == (
+        "2024_05_01_09_08_07-3.csv.gz"
+    )
+    assert parse_df_schema(None) is None and parse_df_schema("") is None
+
+
+def test_output_file_names_in_path_order_keeping_partition_directories():
+    names = output_file_names(
+        ["part-00001-x.csv.gz", "day=2024-01-01/part-00000-y.csv.gz", "part-00000-z.csv.gz"],
+        template="{run_id}_{index}.{extension}", extension="csv.gz", run_id=5, run_created_at=CREATED,
+    )
+    assert names == {
+        "day=2024-01-01/part-00000-y.csv.gz": "day=2024-01-01/5_0.csv.gz",
+        "part-00000-z.csv.gz": "5_1.csv.gz",
+        "part-00001-x.csv.gz": "5_2.csv.gz",
+    }
+
+
+@pytest.mark.parametrize("template", ["../{run_id}-{index}.{extension}", "/{run_id}-{index}.{extension}",
+                                      "a/../../{run_id}-{index}.{extension}"])
+def test_output_file_names_stay_inside_the_directory(template):
+    with pytest.raises(InvalidParamsError, match="not a relative file name"):
+        output_file_names(["part-0.csv"], template=template, extension="csv", run_id=1, run_created_at=CREATED)
+
+
+@pytest.mark.parametrize(("name", "metadata"), [
+    ("part-00000-abc.csv.gz", False), ("2024_05_01-0.csv", False), (".part-00000-abc.csv.gz.crc", True),
+    ("_SUCCESS", True), ("._SUCCESS.crc", True), ("_committed_123", True),
+])
+def test_spark_metadata_files(name, metadata):
+    assert is_spark_metadata_file(name) is metadata
+
+
+def test_directory_path_normalised():
+    assert directory_path_of({"directory_path": "//data//in/./x/"}, "p") == "/data/in/x"
+    assert directory_path_of({"directory_path": "/data/../etc"}, "p") == "/etc"
+    assert directory_path_of({"directory_path": "/"}, "p") == "/"
+
+
+# --- jars ------------------------------------------------------------------------------------------------------------
+
+
+class FakeJVM:
+    """``spark._jvm`` where only the named classes exist (anything else is a py4j package, as in a real JVM)."""
+
+    def __init__(self, *classes: str) -> None:
+        self.classes = set(classes)
+
+    def __getattr__(self, name: str) -> Any:
+        from py4j.java_gateway import JavaClass
+
+        if name in self.classes:
+            return JavaClass.__new__(JavaClass)
+        return object()
+
+
+class FakeSpark:
+    def __init__(self, *classes: str) -> None:
+        self._jvm = FakeJVM(*classes)
+
+
+@pytest.mark.parametrize(("role", "error"), [("source", SourceError), ("target", TargetError)])
+def test_xml_without_its_jar_names_the_jar(role, error):
+    xml = {"type": "xml", "root_tag": "rows", "row_tag": "row"}
+    params = file_params("sftp", role, file_format=xml)
+    handler = build("sftp", role=role, **{f"{role}_params": params})
+    assert handler.maven_packages == ("com.databricks:spark-xml_2.12:0.18.0",)
+    with pytest.raises(error) as info:
+        handler.check_format_jar(FakeSpark())
+    reason = info.value.reason
+    assert "com.databricks:spark-xml_2.12:0.18.0" in reason and "com.databricks.spark.xml.XmlReader" in reason
+    assert "SYNCMASTER__SPARK__JARS" in reason and "\n" not in reason
+    handler.check_format_jar(FakeSpark(REQUIRED_JARS["xml"][0]))  # present: no error
+
+
+def test_excel_jar_coordinates():
+    handler = build("webdav", source_params=file_params("webdav", file_format={"type": "excel"}))
+    assert handler.maven_packages == ("dev.mauch:spark-excel_2.12:3.5.6_0.31.2",)
+    with pytest.raises(SourceError, match=re.escape("dev.mauch:spark-excel_2.12:3.5.6_0.31.2")):
+        handler.check_format_jar(FakeSpark())
+
+
+def test_csv_needs_no_jar():
+    handler = build("sftp")
+    assert handler.maven_packages == ()
+    handler.check_format_jar(FakeSpark())
+
+
+def test_s3_maven_packages_and_exclusions():
+    handler = build("s3", source_params=file_params("s3", file_format={"type": "xml", "row_tag": "r"}))
+    assert handler.maven_packages[0].startswith("org.apache.spark:spark-hadoop-cloud_2.12:3.5.")
+    assert handler.maven_packages[1] == "com.databricks:spark-xml_2.12:0.18.0"
+    assert "org.apache.hadoop:hadoop-client-api" in handler.maven_exclusions()
+    assert handler.read_options() == {"inferSchema": True}  # as SyncMaster for XML and Excel on S3
+
+
+# --- driver-local files and the placement strategy -----------------------------------------------------------------
+
+
+def test_staging_refuses_executors_on_other_nodes():
+    handler = build("ftp")
+    handler.check_staging_possible()  # unknown: allowed
+    handler.executors_on_driver_node = True
+    handler.check_staging_possible()
+    handler.executors_on_driver_node = False
+    with pytest.raises(SourceError, match="executors are not all on the driver's node"):
+        handler.check_staging_possible()
+
+
+def test_connection_errors_name_their_root_cause():
+    try:
+        try:
+            raise PermissionError("530 Authentication failed.\nDebugging info: ftputil 5.2.0")
+        except PermissionError as exc:
+            raise RuntimeError("Connection is unavailable") from exc
+    except RuntimeError as exc:
+        outer = exc
+    assert error_with_cause(outer) == (
+        "RuntimeError: Connection is unavailable (PermissionError: 530 Authentication failed.)"
+    )
+    assert error_with_cause(ValueError("alone")) == "ValueError: alone"
+
+
+def test_nothing_to_read():
+    with pytest.raises(SourceError, match="no files matching file_metadata_filter in '/data/in' of sftp connection"):
+        build("sftp", transformations=({"type": "file_metadata_filter",
+                                        "filters": [{"type": "name_glob", "value": "*.x"}]},)).nothing_to_read()
+    incremental = build("sftp", strategy=Strategy(type="incremental", increment_by="file_name"))
+    assert incremental.nothing_to_read() is None
+
+
+@pytest.mark.parametrize("kind", LOCAL_TYPES)
+def test_local_types_keep_files_on_the_driver(kind):
+    handler = build(kind)
+    assert handler.driver_local_files is True
+    assert not isinstance(handler, RemoteFileHandler)
+
+
+def test_s3_is_staged_without_s3a_jars(monkeypatch):
+    assert build("s3").driver_local_files is True
+    monkeypatch.setenv("SYNCMASTER__SPARK__JARS", '["/opt/jars/hadoop-aws-3.3.4.jar", "/opt/jars/aws-sdk.jar"]')
+    get_settings.cache_clear()
+    assert build("s3").driver_local_files is False
+    monkeypatch.setenv("SYNCMASTER__SPARK__JARS", "[]")
+    monkeypatch.setenv("SYNCMASTER__SPARK__USE_MAVEN_PACKAGES", "true")
+    get_settings.cache_clear()
+    assert build("s3").driver_local_files is False
+
+
+@pytest.mark.parametrize(("clusters", "staged"), [
+    ({}, False),  # plugins resolve it, Spark uses hdfs:// itself
+    ({"rnd-dwh": {"host": "nn", "ipc_port": 8020}}, False),
+    ({"rnd-dwh": {"host": "nn", "webhdfs_port": 9870}}, True),  # WebHDFS only
+    ({"other": {"host": "nn"}}, False),
+])
+def test_hdfs_is_staged_when_only_webhdfs_is_known(monkeypatch, clusters, staged):
+    monkeypatch.setenv("SYNCMASTER__SPARK__HDFS_CLUSTERS", json.dumps(clusters))
+    get_settings.cache_clear()
+    handler = build("hdfs")
+    assert isinstance(handler, HDFSHandler)
+    assert handler.driver_local_files is staged
+
+
+@pytest.mark.parametrize(("source", "target", "strategy"), [
+    ("postgres", "postgres", "PACK"),
+    ("postgres", "sftp", "STRICT_PACK"),
+    ("samba", "postgres", "STRICT_PACK"),
+    ("s3", "postgres", "STRICT_PACK"),  # no S3A jar configured: staged
+    ("hdfs", "postgres", "PACK"),  # cluster not listed: onETL plugins and hdfs:// in Spark
+])
+def test_placement_strategy_of_real_handlers(source, target, strategy):
+    from syncmaster_ray.job.transfer import build_handlers
+
+    def side(kind: str, role: str) -> tuple[ConnectionSpec, dict]:
+        if kind == "postgres":
+            return (connection("postgres", data={"host": "pg", "database_name": "db"}),
+                    {"type": "postgres", "table_name": "public.t"})
+        return connection(kind), file_params(kind, role)
+
+    source_conn, source_params = side(source, "source")
+    target_conn, target_params = side(target, "target")
+    run = spec(source=source_conn, target=target_conn, source_params=source_params, target_params=target_params)
+    assert placement_strategy(build_handlers(run)) == strategy
