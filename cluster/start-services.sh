@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start the local services the demo and the tests use, when they are not answering already:
-# PostgreSQL :5432 and RabbitMQ :5672 (needed), Redis :6379 and MariaDB :3306 (for later connectors).
+# PostgreSQL :5432, RabbitMQ :5672 and MariaDB :3306 (needed by the tests), Redis :6379 (when installed).
 set -euo pipefail
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -26,4 +26,5 @@ if ! listening 3306 && [ -x /usr/sbin/mariadbd ]; then
 fi
 wait_for 5432 PostgreSQL
 wait_for 5672 RabbitMQ
-echo "services up: PostgreSQL :5432, RabbitMQ :5672"
+wait_for 3306 MariaDB
+echo "services up: PostgreSQL :5432, RabbitMQ :5672, MariaDB :3306"

@@ -26,13 +26,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _free_port_range(size: int) -> int:
-    """A start port with ``size`` free ports after it (Ray's worker port range)."""
-    for _ in range(50):
-        start = free_port()
-        if start + size < 65000 and all(_is_free(start + i) for i in range(size)):
-            return start
-    raise RuntimeError("no free port range for Ray workers")
+class PortAllocator:
+    """Free ports that also differ from every port handed out before (free now is not enough: Ray binds its
+    worker ports only when workers start, so a later pick could land inside an earlier range)."""
+
+    def __init__(self, taken: set[int] | None = None) -> None:
+        self.taken = taken if taken is not None else set()
+
+    def port(self) -> int:
+        for _ in range(200):
+            candidate = free_port()
+            if candidate not in self.taken:
+                self.taken.add(candidate)
+                return candidate
+        raise RuntimeError("no free port")
+
+    def range(self, size: int) -> int:
+        """A start port with ``size`` free, unallocated ports after it (Ray's worker port range)."""
+        for _ in range(200):
+            start = free_port()
+            ports = set(range(start, start + size))
+            if start + size < 65000 and not ports & self.taken and all(_is_free(p) for p in ports):
+                self.taken |= ports
+                return start
+        raise RuntimeError("no free port range for Ray workers")
 
 
 def _is_free(port: int) -> bool:
@@ -58,6 +75,7 @@ class LocalRayHead:
     process: subprocess.Popen | None = None
     dashboard_port: int = field(default_factory=free_port)
     gcs_port: int = field(default_factory=free_port)
+    ports: PortAllocator = field(default_factory=PortAllocator)
 
     @property
     def dashboard_url(self) -> str:
@@ -75,7 +93,9 @@ class LocalRayHead:
 
     def command(self) -> list[str]:
         ray = str(Path(sys.executable).with_name("ray"))
-        worker_ports = _free_port_range(60)
+        ports = self.ports
+        ports.taken |= {self.gcs_port, self.dashboard_port}
+        worker_ports = ports.range(60)
         command = [
             ray, "start", "--head", "--block", "--disable-usage-stats",
             f"--temp-dir={self.temp_dir}",
@@ -83,10 +103,10 @@ class LocalRayHead:
             "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
             f"--num-cpus={self.num_cpus}", "--num-gpus=0",
             f"--memory={self.memory_bytes}", f"--object-store-memory={self.object_store_bytes}",
-            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-            f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}",
+            f"--node-manager-port={ports.port()}", f"--object-manager-port={ports.port()}",
+            f"--ray-client-server-port={ports.port()}", f"--dashboard-agent-listen-port={ports.port()}",
+            f"--dashboard-agent-grpc-port={ports.port()}", f"--metrics-export-port={ports.port()}",
+            f"--runtime-env-agent-port={ports.port()}",
             f"--min-worker-port={worker_ports}", f"--max-worker-port={worker_ports + 59}",
         ]
         if self.resources:
@@ -164,14 +184,15 @@ class LocalRayNode:
 
     def command(self) -> list[str]:
         ray = str(Path(sys.executable).with_name("ray"))
-        worker_ports = _free_port_range(40)
+        ports = self.head.ports  # shared with the head: no overlap with its (not yet bound) worker ports
+        worker_ports = ports.range(40)
         command = [
             ray, "start", "--block", "--disable-usage-stats", f"--address={self.head.gcs_address}",
             f"--num-cpus={self.num_cpus}", "--num-gpus=0", f"--memory={self.memory_bytes}",
             f"--object-store-memory={self.object_store_bytes}",
-            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+            f"--node-manager-port={ports.port()}", f"--object-manager-port={ports.port()}",
+            f"--dashboard-agent-listen-port={ports.port()}", f"--dashboard-agent-grpc-port={ports.port()}",
+            f"--metrics-export-port={ports.port()}", f"--runtime-env-agent-port={ports.port()}",
             f"--min-worker-port={worker_ports}", f"--max-worker-port={worker_ports + 39}",
         ]
         if self.resources:
