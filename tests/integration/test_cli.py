@@ -69,9 +69,10 @@ def test_bad_input_is_one_clear_line_without_traceback(app_env):
     result = cli("transfer", "create", "--name", "x", "--source", "nope", "--target", "nope",
                  "--source-params", "{}", "--target-params", "{}", env=app_env)
     assert result.returncode != 0 and "no connection 'nope'" in result.stderr and "Traceback" not in result.stderr
-    result = cli("connection", "create", "--name", "x", "--type", "oracle", "--data", "{}", "--user", "u",
+    result = cli("connection", "create", "--name", "x", "--type", "nosuchdb", "--data", "{}", "--user", "u",
                  env={**app_env, "SYNCMASTER_RAY_CONNECTION_PASSWORD": "p"})
     assert result.returncode == 1 and "unsupported_connection_type" in result.stderr
+    assert "unknown connection type 'nosuchdb'" in result.stderr
     result = cli("run", "show", "1", env={**app_env, "SYNCMASTER__DATABASE__URL": "mysql://u:TopSecret9@h/d"})
     assert result.returncode == 1 and "must be a PostgreSQL URL" in result.stderr
     assert "TopSecret9" not in result.stdout + result.stderr
