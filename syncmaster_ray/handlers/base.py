@@ -212,3 +212,23 @@ class DBHandler(Handler):
         if cls.column_case == "upper":
             return [name.upper() for name in columns]
         return [name.lower() for name in columns]
+
+
+class JDBCHandler(DBHandler):
+    """A database reached over JDBC, whose connection model has SyncMaster's ``host``, ``port``,
+    ``database_name`` and ``additional_params`` plus basic auth (postgres, mysql, mssql, clickhouse)."""
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        conn: Any = self.conn
+        return {
+            "host": conn.host,
+            "port": conn.port,
+            "user": conn.user,
+            "password": conn.password,
+            "database": conn.database_name,
+            "extra": self.extra_params(dict(conn.additional_params)),
+        }
+
+    def extra_params(self, additional_params: dict[str, Any]) -> dict[str, Any]:
+        """JDBC URL parameters from the connection's ``additional_params``; types add their defaults here."""
+        return additional_params

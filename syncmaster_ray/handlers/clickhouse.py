@@ -14,7 +14,7 @@ from pydantic import Field
 
 from syncmaster_ray.errors import InvalidParamsError
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler, java_class
+from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler, java_class
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -37,7 +37,7 @@ def order_by_column(columns: Sequence[str]) -> str:
     return next((name for name in columns if name.lower().endswith("id")), columns[0])
 
 
-class ClickhouseHandler(DBHandler):
+class ClickhouseHandler(JDBCHandler):
     connection_type = "clickhouse"
     connection_model = ClickhouseConnection
     dialect = transforms.CLICKHOUSE
@@ -52,16 +52,6 @@ class ClickhouseHandler(DBHandler):
 
         return Clickhouse
 
-    def connection_kwargs(self) -> dict[str, Any]:
-        conn: ClickhouseConnection = self.conn  # type: ignore[assignment]
-        return {
-            "host": conn.host,
-            "port": conn.port,
-            "user": conn.user,
-            "password": conn.password,
-            "database": conn.database_name,
-            "extra": dict(conn.additional_params),
-        }
 
     def make_connection(self, spark: SparkSession) -> Any:
         # The dialect maps Spark types to ClickHouse ones; it must be registered before the first JDBC call.

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler
+from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler
 
 
 class MSSQLConnection(BasicAuthModel):
@@ -17,7 +17,7 @@ class MSSQLConnection(BasicAuthModel):
     additional_params: dict[str, Any] = Field(default_factory=dict)
 
 
-class MSSQLHandler(DBHandler):
+class MSSQLHandler(JDBCHandler):
     connection_type = "mssql"
     connection_model = MSSQLConnection
     dialect = transforms.MSSQL
@@ -28,14 +28,6 @@ class MSSQLHandler(DBHandler):
 
         return MSSQL
 
-    def connection_kwargs(self) -> dict[str, Any]:
-        conn: MSSQLConnection = self.conn  # type: ignore[assignment]
-        return {
-            "host": conn.host,
-            "port": conn.port,
-            "user": conn.user,
-            "password": conn.password,
-            "database": conn.database_name,
-            # As SyncMaster: trust the server certificate unless the connection's own params say otherwise.
-            "extra": {"trustServerCertificate": "true", **conn.additional_params},
-        }
+    def extra_params(self, additional_params: dict[str, Any]) -> dict[str, Any]:
+        # As SyncMaster: trust the server certificate unless the connection's own params say otherwise.
+        return {"trustServerCertificate": "true", **additional_params}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler, java_class
+from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler, java_class
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -82,7 +82,7 @@ def mariadb_connection_class() -> type:
     return MySQLWithMariaDBDriver
 
 
-class MySQLHandler(DBHandler):
+class MySQLHandler(JDBCHandler):
     connection_type = "mysql"
     connection_model = MySQLConnection
     dialect = transforms.MYSQL
@@ -96,16 +96,6 @@ class MySQLHandler(DBHandler):
 
         return MySQL
 
-    def connection_kwargs(self) -> dict[str, Any]:
-        conn: MySQLConnection = self.conn  # type: ignore[assignment]
-        return {
-            "host": conn.host,
-            "port": conn.port,
-            "user": conn.user,
-            "password": conn.password,
-            "database": conn.database_name,
-            "extra": dict(conn.additional_params),
-        }
 
     def make_connection(self, spark: SparkSession) -> Any:
         from syncmaster_ray.settings import get_settings

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler
+from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler
 
 
 class PostgresConnection(BasicAuthModel):
@@ -17,7 +17,7 @@ class PostgresConnection(BasicAuthModel):
     additional_params: dict[str, Any] = Field(default_factory=dict)
 
 
-class PostgresHandler(DBHandler):
+class PostgresHandler(JDBCHandler):
     connection_type = "postgres"
     connection_model = PostgresConnection
     dialect = transforms.POSTGRES
@@ -28,13 +28,3 @@ class PostgresHandler(DBHandler):
 
         return Postgres
 
-    def connection_kwargs(self) -> dict[str, Any]:
-        conn: PostgresConnection = self.conn  # type: ignore[assignment]
-        return {
-            "host": conn.host,
-            "port": conn.port,
-            "user": conn.user,
-            "password": conn.password,
-            "database": conn.database_name,
-            "extra": dict(conn.additional_params),
-        }

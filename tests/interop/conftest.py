@@ -6,22 +6,19 @@ which trust auth ignores) and ``SYNCMASTER_TEST_BROKER_URL``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.fixtures.services import BROKER_URL, PG_ADMIN_URL
 from tests.fixtures.syncmaster_server import (
     SyncMasterClient,
     SyncMasterServer,
     ensure_syncmaster_venv,
     temporary_database,
 )
-
-PG_ADMIN_URL = os.environ.get("SYNCMASTER_TEST_PG_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
-BROKER_URL = os.environ.get("SYNCMASTER_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 @pytest.fixture(scope="session")
