@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 Role = Literal["source", "target"]
+
+
+def _unknown() -> bool | None:
+    return None
 
 
 def java_class(spark: SparkSession, name: str) -> Any | None:
@@ -59,10 +63,10 @@ class Handler(ABC):
         )
         # The transfer's HWM before this run (incremental strategy), set by the job before reading.
         self.previous_hwm: Any = None
-        # Set by the transfer actor: the run's own temp dir (removed after the run), and whether every executor
-        # runs on the driver's node (None: unknown).
+        # Set by the transfer actor: the run's own temp dir (removed after the run), and how to learn whether every
+        # executor runs on the driver's node (asked only by handlers that stage files; None: unknown).
         self.work_dir: Path | None = None
-        self.executors_on_driver_node: bool | None = None
+        self.executors_on_driver_node: Callable[[], bool | None] = _unknown
         # Counters merged into the run's metrics (e.g. files read or written).
         self.metrics: dict[str, Any] = {}
 

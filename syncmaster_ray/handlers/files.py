@@ -262,7 +262,7 @@ class FileHandler(Handler):
 
     def check_staging_possible(self) -> None:
         """Staged files live on the driver's disk: executors on another node would not see them."""
-        if self.executors_on_driver_node is False:
+        if self.executors_on_driver_node() is False:
             raise self.side_error(
                 f"{self.describe} stages files on the Spark driver's disk, but this run's executors are not all on "
                 "the driver's node (the job reserves one node for such runs; see SYNCMASTER__SPARK__* settings)"

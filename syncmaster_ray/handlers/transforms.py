@@ -80,9 +80,10 @@ CLICKHOUSE = Dialect(
 # SQL Server has no regexp operator: SyncMaster maps ``regexp`` to LIKE (the value is a LIKE pattern there).
 MSSQL = Dialect(quote='"', regexp="LIKE", native_ilike=False)
 MYSQL = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
-# Hive and Iceberg filters run as Spark SQL.
-HIVE = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
-ICEBERG = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
+# Hive and Iceberg filters run as Spark SQL: a quote inside a literal is written \' there too.
+HIVE = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True,
+               quote_in_literal="\\'")
+ICEBERG = HIVE
 # File sources: filters run as Spark SQL on the DataFrame read (Spark >= 3.3 has ILIKE).
 SPARK = Dialect(
     quote="`", regexp="RLIKE", native_ilike=True, backslash_escapes_in_literals=True, quote_in_literal="\\'"

@@ -49,15 +49,13 @@ class TransferActor:
             secrets += _connection_secrets(spec)
             source, target = build_handlers(spec)
             maven = sorted({*source.maven_packages, *target.maven_packages})
-            one_node = _bundles_on_one_node(placement_group)
             # Named after the submission id: run ids repeat across SyncMaster databases sharing a node.
             prefix = f"{submission_id_for(self.run_id, settings.job_namespace)}_"
             with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
                 os.chdir(workdir)
                 for handler in (source, target):
-                    # File handlers stage files here (removed with the directory) and need executors beside them.
+                    # File handlers stage files here (removed with the directory).
                     handler.work_dir = Path(workdir)
-                    handler.executors_on_driver_node = one_node
                 metrics = self._run_spark(spec, settings, placement_group, executor_bundle_indexes, maven, source,
                                           target)
             return {"ok": True, "metrics": metrics}
@@ -69,11 +67,12 @@ class TransferActor:
     def _run_spark(self, spec, settings, placement_group, bundle_indexes, maven, source, target) -> dict[str, Any]:
         import raydp
 
+        from syncmaster_ray.job.executor_nodes import ExecutorPlacementProbe
         from syncmaster_ray.job.spark import spark_configs
         from syncmaster_ray.job.strategy import hwm_store_for
 
         resources = spec.resources
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         spark = raydp.init_spark(
             app_name=f"{spec.app_name}__run{spec.run_id}",
             num_executors=resources.max_parallel_tasks,
@@ -92,25 +91,22 @@ class TransferActor:
             ),
         )
         spark_start = round(time.monotonic() - started, 3)
+        probe = ExecutorPlacementProbe(placement_group, resources.max_parallel_tasks)
+        for handler in (source, target):
+            # Staging handlers need the executors beside the driver's disk: they ask before reading.
+            handler.executors_on_driver_node = probe.all_on_driver_node
         try:
             metrics = perform_transfer(spark, source, target, hwm_store_for(settings))
+            placement = probe.placement()
+            if placement is not None:
+                metrics.update(placement.as_metrics())
         finally:
             stopping = time.monotonic()
             raydp.stop_spark()
             metrics_teardown = round(time.monotonic() - stopping, 3)
-        return {"spark_start_seconds": spark_start, **metrics, "spark_stop_seconds": metrics_teardown}
-
-
-def _bundles_on_one_node(placement_group: Any) -> bool | None:
-    """Whether every bundle of the run's group (driver and executors) is on one node; None if Ray cannot say."""
-    try:
-        from ray.util import placement_group_table
-
-        nodes = set(placement_group_table(placement_group).get("bundles_to_node_id", {}).values())
-    except Exception:
-        log.warning("Could not tell where the placement group's bundles are", exc_info=True)
-        return None
-    return len(nodes) == 1 if nodes else None
+        # Wall-clock bounds (epoch seconds) of this run's Spark session, to see which runs overlapped.
+        return {"spark_start_seconds": spark_start, **metrics, "spark_stop_seconds": metrics_teardown,
+                "spark_started_at": round(started_at, 3), "spark_stopped_at": round(time.time(), 3)}
 
 
 def _secrets_of(settings: Any) -> tuple[str, ...]:

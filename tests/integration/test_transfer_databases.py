@@ -7,6 +7,7 @@ import subprocess
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
 from tests.integration.test_transfer_postgres import connection_data, start_and_wait
@@ -14,12 +15,13 @@ from tests.integration.test_transfer_postgres import connection_data, start_and_
 pytestmark = [pytest.mark.integration]
 
 
-def make_transfer(catalog, queue, source_conn, target_conn, source_params, target_params, strategy=None):
+def make_transfer(catalog, queue, source_conn, target_conn, source_params, target_params, strategy=None,
+                  transformations=None):
     return catalog.create_transfer(
         group_id=queue.group_id, name=f"t_{secrets.token_hex(4)}", description="", queue_id=queue.id,
         source_connection_id=source_conn.id, target_connection_id=target_conn.id,
         source_params=source_params, target_params=target_params,
-        strategy_params=strategy or {"type": "full"}, transformations=[],
+        strategy_params=strategy or {"type": "full"}, transformations=transformations or [],
         resources={"max_parallel_tasks": 1, "cpu_cores_per_task": 1, "ram_bytes_per_task": 1024**3},
         is_scheduled=False, schedule="",
     )
@@ -132,3 +134,29 @@ def test_round_trip_through_another_database_keeps_every_row(
     assert checksum(data_db_url, back, lowercase=True, whole_seconds=whole_seconds) == checksum(
         data_db_url, source, lowercase=False, whole_seconds=whole_seconds
     )
+
+
+def test_hive_row_filter_matches_a_value_with_quotes_and_backslashes(repo, catalog, e2e_queue, pg, data_db_url,
+                                                                    app_env, ray_head, celery_worker):
+    """Spark SQL reads 'a''b' as 'ab': the Hive dialect must escape the quote so the filter means what was typed."""
+    hive = ensure_connection(catalog, app_env, "hive_tests", "hive", {"cluster": "local"},
+                             {"type": "basic", "user": "etl", "password": "x"})
+    source, middle, back = unique_table("q_src"), f"default.q_{secrets.token_hex(4)}", unique_table("q_back")
+    create_source(data_db_url, source, rows=20)
+    tricky = "it's a \\'back\\slashed\\' O''Brien"
+    with psycopg.connect(data_db_url, autocommit=True) as conn:
+        conn.execute(sql.SQL('INSERT INTO {} ("Id", "Name") VALUES (-7, %s), (-8, %s)').format(
+            sql.Identifier(*source.split("."))), (tricky, tricky.replace("'", "")))
+    assert_finished(repo, start_and_wait(repo, make_transfer(
+        catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": source},
+        {"type": "hive", "table_name": middle}), e2e_queue.slug))
+    transfer = make_transfer(catalog, e2e_queue, hive, pg, {"type": "hive", "table_name": middle},
+                             {"type": "postgres", "table_name": back}, transformations=[
+        {"type": "dataframe_rows_filter", "filters": [{"type": "equal", "field": "Name", "value": tricky}]},
+    ])
+
+    assert_finished(repo, start_and_wait(repo, transfer, e2e_queue.slug))
+
+    with psycopg.connect(data_db_url) as conn:
+        rows = conn.execute(sql.SQL("SELECT id, name FROM {}").format(sql.Identifier(*back.split(".")))).fetchall()
+    assert rows == [(-7, tricky)]

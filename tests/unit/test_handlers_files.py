@@ -525,9 +525,9 @@ def test_s3_maven_packages_and_exclusions():
 def test_staging_refuses_executors_on_other_nodes():
     handler = build("ftp")
     handler.check_staging_possible()  # unknown: allowed
-    handler.executors_on_driver_node = True
+    handler.executors_on_driver_node = lambda: True
     handler.check_staging_possible()
-    handler.executors_on_driver_node = False
+    handler.executors_on_driver_node = lambda: False
     with pytest.raises(SourceError, match="executors are not all on the driver's node"):
         handler.check_staging_possible()
 
