@@ -217,14 +217,6 @@ class AppSettings(BaseSettings):
             return self.ray.job_namespace
         return make_url(self.database.sync_url).database or "default"
 
-        try:
-            Fernet(self.encryption.secret_key.get_secret_value())
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                "encryption.secret_key is not a valid Fernet key (32 url-safe base64-encoded bytes)"
-            ) from exc
-        return self
-
 
 def is_postgres_url(url: str) -> bool:
     scheme, separator, _ = url.partition("://")

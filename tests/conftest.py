@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.ray_cluster",
     "tests.fixtures.worker",
     "tests.fixtures.file_servers",
+    "tests.fixtures.horizon_server",
 ]

@@ -33,9 +33,9 @@ def demo(
     from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
 
     database_url = make_url(admin_url).set(database=DEMO_DB)
-    _recreate_database(admin_url, DEMO_DB)
+    recreate_database(admin_url, DEMO_DB)
     with psycopg.connect(database_url.render_as_string(hide_password=False), autocommit=True) as conn:
-        _fill_source(conn, rows)
+        fill_source(conn, rows)
     env = {
         "SYNCMASTER__DATABASE__URL": database_url.render_as_string(hide_password=False),
         "SYNCMASTER__BROKER__URL": broker_url,
@@ -49,7 +49,7 @@ def demo(
     from syncmaster_ray.db.migrations import upgrade
 
     upgrade(get_settings().database.sync_url)
-    slug = _create_transfer(database_url, executors)
+    slug = create_transfer(database_url, executors)
     console.print(f"starting a local Ray head and a Celery worker on queue slug [bold]{slug}[/bold] ...")
     with LocalRayHead(env=env) as head:
         os.environ["SYNCMASTER__RAY__ADDRESS"] = head.dashboard_url
@@ -67,7 +67,7 @@ def demo(
     raise typer.Exit(0 if status == "FINISHED" and copied == rows else 1)
 
 
-def _recreate_database(admin_url: str, name: str) -> None:
+def recreate_database(admin_url: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -75,7 +75,7 @@ def _recreate_database(admin_url: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def _fill_source(conn, rows: int) -> None:
+def fill_source(conn, rows: int) -> None:
     conn.execute(
         """CREATE TABLE public.demo_source (
             id bigint PRIMARY KEY, "Name" text, amount numeric(12, 2), active boolean, created_at timestamptz)"""
@@ -89,12 +89,13 @@ def _fill_source(conn, rows: int) -> None:
     )
 
 
-def _create_transfer(database_url, executors: int) -> str:
+def create_transfer(database_url, executors: int) -> str:
+    """Two connections to ``database_url``'s database, a queue and the transfer ``demo_pg_to_pg``; the queue slug."""
     from syncmaster_ray.cli.common import engine, settings
     from syncmaster_ray.db.repository import CatalogRepository
 
     catalog = CatalogRepository(engine())
-    data = {"host": database_url.host, "port": database_url.port or 5432, "database_name": DEMO_DB,
+    data = {"host": database_url.host, "port": database_url.port or 5432, "database_name": database_url.database,
             "additional_params": {}}
     auth = {"type": "basic", "user": database_url.username or "postgres", "password": database_url.password or ""}
     for name in ("demo_source", "demo_target"):

@@ -110,10 +110,12 @@ class TransferActor:
 
 
 def _secrets_of(settings: Any) -> tuple[str, ...]:
+    horizon_password = settings.hwm_store.password
     return (
         settings.secret_key,
         settings.database.url.get_secret_value(),
         settings.broker.url.get_secret_value(),
+        *([horizon_password.get_secret_value()] if horizon_password else []),
     )
 
 

@@ -51,7 +51,7 @@ def run_job(run_id: int) -> int:
         return 2
     repo = RunRepository(get_engine(settings.database.sync_url))
     secrets = (settings.database.url.get_secret_value(), *([settings.secret_key] if settings.encryption else []))
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     try:
         result = _execute(run_id, settings, repo)
     except BaseException as exc:
@@ -59,7 +59,7 @@ def run_job(run_id: int) -> int:
         result = {"ok": False, "code": code, "reason": reason}
     duration = round(time.monotonic() - started, 3)
     if result["ok"]:
-        metrics = {**result["metrics"], "job_seconds": duration}
+        metrics = {**result["metrics"], "job_started_at": round(started_at, 3), "job_seconds": duration}
         repo.record(run_id, metrics=metrics, duration_seconds=duration, error_code=None, reason=None)
         log.info("Run %s finished in %.1f s: %s", run_id, duration, metrics)
         return 0
@@ -103,7 +103,9 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
     group = placement_group(plan.bundles, strategy=strategy, name=placement_group_name_for(submission_id))
     actor = None
     try:
+        waiting = time.monotonic()
         _wait_for_capacity(group, plan.total, settings.ray.placement_timeout_seconds)
+        capacity_wait = round(time.monotonic() - waiting, 3)
         actor = (
             ray.remote(TransferActor)
             .options(
@@ -117,7 +119,10 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
             )
             .remote(run_id)
         )
-        return ray.get(actor.run.remote(group, plan.executor_bundle_indexes))
+        result = ray.get(actor.run.remote(group, plan.executor_bundle_indexes))
+        if result["ok"]:
+            result["metrics"] = {"capacity_wait_seconds": capacity_wait, **result["metrics"]}
+        return result
     finally:
         if actor is not None:
             ray.kill(actor, no_restart=True)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from syncmaster_ray.errors import ConfigError
+from syncmaster_ray.outcome import short_error
 from syncmaster_ray.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -46,7 +47,13 @@ def hwm_store_for(settings: AppSettings) -> BaseHWMStore:
         auth=LoginPassword(login=config.user, password=config.password.get_secret_value()),
         namespace=config.namespace,
     )
-    return store.force_create_namespace()
+    try:
+        return store.force_create_namespace()
+    except Exception as exc:  # authlib's OAuthError on bad credentials, requests' errors when unreachable
+        raise ConfigError(
+            f"the Horizon HWM store at {config.url} refused SYNCMASTER__HWM_STORE__USER/PASSWORD or cannot be "
+            f"reached: {short_error(exc)}"
+        ) from None
 
 
 @contextmanager

@@ -72,6 +72,7 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler, stor
             df = source.read()
             partitions = df.rdd.getNumPartitions() if df is not None else 0
         # Spark is lazy: rows are read and written here, so a failure may come from either side.
+        timings["copy_started_at"] = round(time.time(), 3)  # epoch: the first row is read from here on
         with _phase(timings, "copy_seconds"), _blame(TargetError, target_name):
             if df is None:
                 log.info("Nothing new to transfer: the target is left as it is")
