@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-APT_PACKAGES=(openjdk-17-jre-headless libpostgresql-jdbc-java libmariadb-java postgresql-client openssh-server samba)
+APT_PACKAGES=(openjdk-17-jre-headless libpostgresql-jdbc-java libmariadb-java postgresql-client openssh-server samba
+              docker-compose)  # docker-compose: `config` validates compose.yaml (no engine needed)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if [ ${#missing[@]} -gt 0 ]; then

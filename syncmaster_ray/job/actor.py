@@ -67,43 +67,53 @@ class TransferActor:
     def _run_spark(self, spec, settings, placement_group, bundle_indexes, maven, source, target) -> dict[str, Any]:
         import raydp
 
+        from syncmaster_ray.job.class_data_sharing import DriverArchive, archive_key, stop_driver_jvm
         from syncmaster_ray.job.executor_nodes import ExecutorPlacementProbe
-        from syncmaster_ray.job.spark import spark_configs
+        from syncmaster_ray.job.spark import existing_jars, spark_configs
         from syncmaster_ray.job.strategy import hwm_store_for
 
         resources = spec.resources
+        archive = DriverArchive.plan(settings.spark.class_data_sharing_dir,
+                                     archive_key(existing_jars(settings.spark.jars), maven))
+        driver_exited = False
         started, started_at = time.monotonic(), time.time()
-        spark = raydp.init_spark(
-            app_name=f"{spec.app_name}__run{spec.run_id}",
-            num_executors=resources.max_parallel_tasks,
-            executor_cores=resources.cpu_cores_per_task,
-            executor_memory=f"{resources.executor_memory_mb}M",
-            fault_tolerant_mode=False,  # it would add a Ray driver per transfer (stack-notes pitfall 12)
-            enable_hive="hive" in (source.connection_type, target.connection_type),
-            placement_group=placement_group,
-            placement_group_bundle_indexes=bundle_indexes,
-            configs=spark_configs(
-                settings.spark,
-                maven_packages=maven,
-                maven_excludes=sorted({*source.maven_exclusions(), *target.maven_exclusions()}),
-                driver_memory_mb=settings.ray.driver_memory_bytes // (1024 * 1024),
-                parallelism=resources.max_parallel_tasks * resources.cpu_cores_per_task,
-            ),
-        )
-        spark_start = round(time.monotonic() - started, 3)
-        probe = ExecutorPlacementProbe(placement_group, resources.max_parallel_tasks)
-        for handler in (source, target):
-            # Staging handlers need the executors beside the driver's disk: they ask before reading.
-            handler.executors_on_driver_node = probe.all_on_driver_node
         try:
-            metrics = perform_transfer(spark, source, target, hwm_store_for(settings))
-            placement = probe.placement()
-            if placement is not None:
-                metrics.update(placement.as_metrics())
+            spark = raydp.init_spark(
+                app_name=f"{spec.app_name}__run{spec.run_id}",
+                num_executors=resources.max_parallel_tasks,
+                executor_cores=resources.cpu_cores_per_task,
+                executor_memory=f"{resources.executor_memory_mb}M",
+                fault_tolerant_mode=False,  # it would add a Ray driver per transfer (stack-notes pitfall 12)
+                enable_hive="hive" in (source.connection_type, target.connection_type),
+                placement_group=placement_group,
+                placement_group_bundle_indexes=bundle_indexes,
+                configs=spark_configs(
+                    settings.spark,
+                    maven_packages=maven,
+                    maven_excludes=sorted({*source.maven_exclusions(), *target.maven_exclusions()}),
+                    driver_memory_mb=settings.ray.driver_memory_bytes // (1024 * 1024),
+                    parallelism=resources.max_parallel_tasks * resources.cpu_cores_per_task,
+                    driver_java_options=archive.java_options,
+                ),
+            )
+            spark_start = round(time.monotonic() - started, 3)
+            probe = ExecutorPlacementProbe(placement_group, resources.max_parallel_tasks)
+            for handler in (source, target):
+                # Staging handlers need the executors beside the driver's disk: they ask before reading.
+                handler.executors_on_driver_node = probe.all_on_driver_node
+            try:
+                metrics = perform_transfer(spark, source, target, hwm_store_for(settings))
+                placement = probe.placement()
+                if placement is not None:
+                    metrics.update(placement.as_metrics())
+            finally:
+                stopping = time.monotonic()
+                raydp.stop_spark()
+                driver_exited = stop_driver_jvm()
+                metrics_teardown = round(time.monotonic() - stopping, 3)
         finally:
-            stopping = time.monotonic()
-            raydp.stop_spark()
-            metrics_teardown = round(time.monotonic() - stopping, 3)
+            archive.finish(driver_exited=driver_exited)
+        metrics["driver_class_archive"] = archive.mode
         # Wall-clock bounds (epoch seconds) of this run's Spark session, to see which runs overlapped.
         return {"spark_start_seconds": spark_start, **metrics, "spark_stop_seconds": metrics_teardown,
                 "spark_started_at": round(started_at, 3), "spark_stopped_at": round(time.time(), 3)}

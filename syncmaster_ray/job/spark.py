@@ -25,6 +25,7 @@ def spark_configs(
     driver_memory_mb: int,
     parallelism: int,
     maven_excludes: list[str] | None = None,
+    driver_java_options: str = "",
 ) -> dict[str, str]:
     """Everything we pass as RayDP ``configs``: operator extras first, then ours."""
     jars = existing_jars(settings.jars)
@@ -41,7 +42,7 @@ def spark_configs(
         "spark.driver.memory": f"{driver_memory_mb}m",
         # Operators' JVM options are kept; ours are appended.
         "spark.driver.extraJavaOptions": _join(settings.extra_config.get("spark.driver.extraJavaOptions"),
-                                               timezone_flag),
+                                               timezone_flag, driver_java_options),
         "spark.executor.extraJavaOptions": _join(settings.extra_config.get("spark.executor.extraJavaOptions"),
                                                  timezone_flag),
         # RayDP's master JVMs have no heap cap by default (25 % of RAM each); these options are also appended to
