@@ -268,13 +268,13 @@ class LocalCeleryWorker:
     queues: str
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="smr-celery-", suffix=".log")[1]))
-    concurrency: int = 2
+    concurrency: int | None = 2  # None: the app's default (threads pool, worker_concurrency)
     process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> LocalCeleryWorker:
         command = [
             sys.executable, "-m", "celery", "-A", "syncmaster_ray.worker", "worker",
-            "-Q", self.queues, f"--concurrency={self.concurrency}", "--loglevel=INFO",
+            "-Q", self.queues, *([f"--concurrency={self.concurrency}"] if self.concurrency else []), "--loglevel=INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
             f"--hostname=smr-{os.getpid()}-{free_port()}@%h",
         ]

@@ -54,10 +54,11 @@ def wait_for_executor_placement(placement_group: Any, executors: int, *, timeout
     while time.monotonic() < deadline:
         try:
             actors = list_actors(filters=[("placement_group_id", "=", placement_group.id.hex())], detail=True,
-                                 raise_on_missing_output=False)
-        except Exception:
-            log.warning("Ray's state API did not answer; executor placement unknown", exc_info=True)
-            return None
+                                 raise_on_missing_output=False, timeout=max(1, int(deadline - time.monotonic())))
+        except Exception as exc:  # a busy head may time out: ask again until the deadline
+            log.warning("Ray's state API did not answer (%s); asking again", type(exc).__name__)
+            time.sleep(poll_seconds)
+            continue
         nodes = alive_executor_nodes([_as_dict(actor) for actor in actors])
         if len(nodes) >= executors:
             return ExecutorPlacement(driver_node=driver_node, executor_nodes=nodes)

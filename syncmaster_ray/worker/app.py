@@ -19,6 +19,10 @@ def create_app(settings: AppSettings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # A run's task only waits on Postgres and Ray's Jobs API: threads are enough, and one process supervises
+        # many runs in about 150 MB (prefork would hold the imports once per child). `-P`/`-c` still override.
+        worker_pool="threads",
+        worker_concurrency=8,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

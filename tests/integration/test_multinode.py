@@ -88,6 +88,7 @@ def test_executors_of_a_two_executor_transfer_run_on_both_nodes(
     nodes = executor_nodes(actors_since(head.dashboard_url, before))
     assert len(nodes) == 2 and len(set(nodes)) == 2, _describe(head.dashboard_url)
     # The job's own record of where its executors ran agrees with Ray's state API.
+    assert "executor_nodes" in record.metrics, record.log_tail
     assert sorted(record.metrics["executor_nodes"]) == sorted(nodes)
     assert record.metrics["driver_node"] in nodes
 

@@ -1,0 +1,71 @@
+"""The Celery worker stays thin: eight runs supervised at once by one worker in well under 200 MB, no JVM.
+
+The worker only talks to Postgres and Ray's Jobs API, so one process with a thread per run (the app's default
+pool) is enough; the Spark work happens in the Ray jobs. The cluster here fits two runs at a time, so the others
+wait for capacity inside their Ray jobs while the worker supervises all eight.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+from syncmaster_ray.cli.run import send_run_task
+from syncmaster_ray.local_cluster import LocalCeleryWorker
+from tests.fixtures.postgres_data import create_source, unique_table
+from tests.integration.test_transfer_postgres import RUN_TIMEOUT, make_transfer, pg_connections  # noqa: F401
+
+pytestmark = [pytest.mark.integration]
+RUNS = 8
+MiB = 1024**2
+RSS_LIMIT = 200 * MiB
+
+
+@pytest.fixture(scope="module")
+def footprint_queue(catalog):
+    return catalog.ensure_queue("e2e", "Footprint Queue")
+
+
+@pytest.fixture(scope="module")
+def default_pool_worker(app_env, ray_head, footprint_queue, tmp_path_factory):
+    """Started with the plain command an operator types (no --pool, no --concurrency)."""
+    env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url}
+    log_path = tmp_path_factory.mktemp("celery-footprint") / "worker.log"
+    with LocalCeleryWorker(queues=footprint_queue.slug, env=env, log_path=log_path, concurrency=None) as worker:
+        yield worker
+
+
+def tree_rss(pid: int) -> tuple[int, list[str]]:
+    root = psutil.Process(pid)
+    processes = [root, *root.children(recursive=True)]
+    return sum(p.memory_info().rss for p in processes), [p.name() for p in processes]
+
+
+def test_eight_runs_at_once_keep_the_worker_small(repo, catalog, footprint_queue, pg_connections, data_db_url,  # noqa: F811
+                                                  default_pool_worker):
+    source = unique_table("fp_src")
+    create_source(data_db_url, source, rows=100)
+    runs = []
+    for _ in range(RUNS):
+        transfer = make_transfer(catalog, footprint_queue, pg_connections, source, unique_table("fp_dst"))
+        runs.append(repo.create_run(transfer.id))
+    for run in runs:
+        send_run_task(run.id, footprint_queue.slug)
+
+    peak_rss, most_started, names = 0, 0, set()
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        rss, processes = tree_rss(default_pool_worker.process.pid)
+        peak_rss, names = max(peak_rss, rss), names | set(processes)
+        statuses = [repo.get_run(run.id).status for run in runs]
+        most_started = max(most_started, statuses.count("STARTED"))
+        if all(status in ("FINISHED", "FAILED", "STOPPED") for status in statuses):
+            break
+        time.sleep(0.5)
+
+    assert statuses == ["FINISHED"] * RUNS, [repo.get_record(run.id).reason for run in runs]
+    assert most_started == RUNS  # all eight were claimed and supervised at the same time
+    assert peak_rss <= RSS_LIMIT, f"worker peak RSS {peak_rss / MiB:.0f} MiB"
+    assert not any("java" in name for name in names)
