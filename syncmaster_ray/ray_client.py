@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncmaster_ray.errors import JobLostError, SubmitError
@@ -99,6 +101,18 @@ class RayJobs:
                 raise JobLostError(f"the logs of Ray job {submission_id} are gone") from None
             raise
         return redact(logs[-LOG_TAIL_CHARS:], secrets)
+
+    def prune(self, is_ours: Callable[[str], bool], older_than_seconds: float) -> list[str]:
+        """Delete ended jobs whose submission id ``is_ours`` and that ended more than ``older_than_seconds`` ago,
+        so the head's job table does not grow without bound. Returns the deleted ids."""
+        cutoff_ms = (time.time() - older_than_seconds) * 1000
+        pruned = []
+        for job in self._client.list_jobs():
+            submission_id = job.submission_id or ""
+            if is_ours(submission_id) and job.end_time and job.end_time <= cutoff_ms:
+                self.delete(submission_id)
+                pruned.append(submission_id)
+        return pruned
 
     def delete(self, submission_id: str) -> None:
         try:

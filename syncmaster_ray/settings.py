@@ -86,6 +86,14 @@ class WorkerSettings(BaseModel):
     job_poll_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often the Celery task polls the Ray job and the run's status."
     )
+    ray_unreachable_grace_seconds: float = Field(
+        default=120, gt=0, description="How long the Jobs API may stay unreachable during a run (e.g. a head "
+        "restart) before the run ends FAILED; a head that comes back without the job fails it at once.",
+    )
+    heartbeat_seconds: float = Field(
+        default=10, gt=0, description="How often a supervising worker marks its runs alive (and saves their log "
+        "tail); `syncmaster-ray run reconcile` settles runs whose mark is older than its --stale-seconds.",
+    )
 
 
 class RaySettings(BaseModel):
@@ -107,6 +115,11 @@ class RaySettings(BaseModel):
     )
     placement_timeout_seconds: float = Field(
         default=3600, gt=0, description="How long a run waits for cluster capacity before it fails."
+    )
+    job_retention_seconds: float = Field(
+        default=7 * 24 * 3600, ge=0,
+        description="Ended Ray jobs of ours older than this are deleted from the head (their message and log tail "
+        "are kept in our table; the dashboard link stops working). 0: delete each job once its run is settled.",
     )
     driver_cpus: float = Field(default=1, gt=0, description="CPUs reserved for the Spark driver actor.")
     driver_memory_bytes: int = Field(

@@ -122,3 +122,19 @@ def watch(
 ) -> None:
     """Follow a run until it ends; exit 1 unless it FINISHED."""
     raise typer.Exit(0 if watch_run(run_id, timeout) == "FINISHED" else 1)
+
+
+@app.command("reconcile")
+def reconcile(
+    stale_seconds: float = typer.Option(120, min=1, help="Settle active runs no worker has marked alive for this "
+                                        "long (workers mark theirs every SYNCMASTER__WORKER__HEARTBEAT_SECONDS)."),
+) -> None:
+    """Settle runs whose supervising worker is gone: end them by their Ray job's outcome (FAILED with a reason
+    when the job is gone), or hand a still running job back to a worker. Safe to schedule (cron, systemd timer)."""
+    from syncmaster_ray.worker.supervisor import RunSupervisor
+
+    outcomes = RunSupervisor.from_settings().reconcile(stale_seconds)
+    for run_id, outcome in outcomes:
+        console.print(f"run {run_id}: {outcome}")
+    if not outcomes:
+        console.print("nothing to reconcile")

@@ -241,6 +241,8 @@ class RayRun(Base):
     log_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     rows_written: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Set by the Ray job: "waiting_for_capacity", then "transferring"; "ended" once it recorded its outcome.
+    phase: Mapped[str | None] = mapped_column(String(32), nullable=True)
     duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(

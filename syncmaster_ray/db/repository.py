@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
@@ -27,6 +27,7 @@ from syncmaster_ray.db.models import (
 )
 from syncmaster_ray.errors import CredentialsError, InvalidParamsError, RunStateError
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy, parse_model
+from syncmaster_ray.status import RunLine
 
 ACTIVE_STATUSES = (Status.STARTED.value, Status.SEND_STOP_SIGNAL.value)
 STANDALONE_USER = "syncmaster-ray"
@@ -137,6 +138,45 @@ class RunRepository:
     def get_record(self, run_id: int) -> RayRun | None:
         with self.session() as session:
             return session.get(RayRun, run_id)
+
+    def stale_active_runs(self, stale_seconds: float) -> list[tuple[int, str | None, str]]:
+        """(run id, submission id, queue slug) of STARTED / SEND_STOP_SIGNAL runs whose supervisor has not marked
+        them (our row's ``updated_at``, else ``started_at``) for ``stale_seconds``."""
+        cutoff = utcnow() - timedelta(seconds=stale_seconds)
+        last_mark = func.coalesce(RayRun.updated_at, Run.started_at, Run.created_at)
+        query = (
+            select(Run.id, RayRun.submission_id, Queue.slug)
+            .join(Transfer, Transfer.id == Run.transfer_id)
+            .join(Queue, Queue.id == Transfer.queue_id)
+            .outerjoin(RayRun, RayRun.run_id == Run.id)
+            .where(Run.status.in_(ACTIVE_STATUSES), last_mark < cutoff)
+            .order_by(Run.id)
+        )
+        with self.session() as session:
+            return [tuple(row) for row in session.execute(query)]
+
+    # --- for `syncmaster-ray status` -----------------------------------------------------------------------------
+    def active_runs(self) -> list[RunLine]:
+        """Runs a worker has taken and not ended (STARTED, SEND_STOP_SIGNAL), oldest first."""
+        query = self._run_lines().where(Run.status.in_(ACTIVE_STATUSES)).order_by(Run.started_at)
+        return self._lines(query)
+
+    def recent_failures(self, limit: int) -> list[RunLine]:
+        query = self._run_lines().where(Run.status == Status.FAILED.value).order_by(Run.ended_at.desc()).limit(limit)
+        return self._lines(query)
+
+    @staticmethod
+    def _run_lines() -> Any:
+        return (
+            select(Run.id, Transfer.name, Run.status, RayRun.phase, Run.started_at, Run.ended_at, Run.log_url,
+                   RayRun.error_code, RayRun.reason)
+            .join(Transfer, Transfer.id == Run.transfer_id)
+            .outerjoin(RayRun, RayRun.run_id == Run.id)
+        )
+
+    def _lines(self, query: Any) -> list[RunLine]:
+        with self.session() as session:
+            return [RunLine(*row) for row in session.execute(query)]
 
     # --- the job's view ------------------------------------------------------------------------------------------
     def load_run_spec(self, run_id: int, secret_key: str) -> RunSpec:

@@ -60,10 +60,11 @@ def run_job(run_id: int) -> int:
     duration = round(time.monotonic() - started, 3)
     if result["ok"]:
         metrics = {**result["metrics"], "job_started_at": round(started_at, 3), "job_seconds": duration}
-        repo.record(run_id, metrics=metrics, duration_seconds=duration, error_code=None, reason=None)
+        repo.record(run_id, metrics=metrics, duration_seconds=duration, error_code=None, reason=None,
+                    rows_written=metrics.get("rows_written"), phase="ended")
         log.info("Run %s finished in %.1f s: %s", run_id, duration, metrics)
         return 0
-    repo.record(run_id, error_code=result["code"], reason=result["reason"], duration_seconds=duration)
+    repo.record(run_id, error_code=result["code"], reason=result["reason"], duration_seconds=duration, phase="ended")
     log.error("Run %s failed [%s]: %s", run_id, result["code"], result["reason"])
     return 1
 
@@ -104,8 +105,10 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
     actor = None
     try:
         waiting = time.monotonic()
+        repo.record(run_id, phase="waiting_for_capacity")
         _wait_for_capacity(group, plan.total, settings.ray.placement_timeout_seconds)
         capacity_wait = round(time.monotonic() - waiting, 3)
+        repo.record(run_id, phase="transferring")
         actor = (
             ray.remote(TransferActor)
             .options(

@@ -73,13 +73,31 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler, stor
             partitions = df.rdd.getNumPartitions() if df is not None else 0
         # Spark is lazy: rows are read and written here, so a failure may come from either side.
         timings["copy_started_at"] = round(time.time(), 3)  # epoch: the first row is read from here on
-        with _phase(timings, "copy_seconds"), _blame(TargetError, target_name):
+        counted: dict[str, int] = {}
+        with _phase(timings, "copy_seconds"), _blame(TargetError, target_name), _count_rows(spark, counted):
             if df is None:
                 log.info("Nothing new to transfer: the target is left as it is")
             else:
                 target.write(df)
-    log.info("Transfer done: %s", timings)
-    return {**timings, "source_partitions": partitions, **source.metrics, **target.metrics}
+    log.info("Transfer done: %s %s", timings, counted)
+    return {**timings, **counted, "source_partitions": partitions, **source.metrics, **target.metrics}
+
+
+@contextmanager
+def _count_rows(spark: SparkSession, counted: dict[str, int]) -> Iterator[None]:
+    """Fill ``counted`` with the rows and bytes Spark read and wrote in the block, as far as Spark's listener
+    reports them (JDBC reads, for one, report rows but no bytes). onETL's own recorder, as its writers use it."""
+    try:
+        from onetl._metrics.recorder import SparkMetricsRecorder
+    except ImportError:  # a private onETL module: count nothing rather than fail a transfer
+        yield
+        return
+    with SparkMetricsRecorder(spark) as recorder:
+        yield
+        metrics = recorder.metrics()
+    values = {"rows_read": metrics.input.read_rows, "bytes_read": metrics.input.read_bytes,
+              "rows_written": metrics.output.written_rows, "bytes_written": metrics.output.written_bytes}
+    counted.update({key: value for key, value in values.items() if value})
 
 
 def _location(handler: Handler) -> str:

@@ -14,7 +14,7 @@ from syncmaster_ray.db.engine import get_engine
 from syncmaster_ray.db.models import Run, Status
 from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository, utcnow
 from syncmaster_ray.errors import JobLostError, SyncmasterRayError
-from syncmaster_ray.ids import submission_id_for
+from syncmaster_ray.ids import run_id_of, submission_id_for
 from syncmaster_ray.links import render_log_url
 from syncmaster_ray.outcome import classify
 from syncmaster_ray.ray_client import JobSnapshot, JobState, RayJobs
@@ -102,14 +102,30 @@ class RunSupervisor:
             return Verdict(Status.FAILED, code, reason)
         verdict = self._judge(run_id, snapshot, stop_requested)
         self._persist_logs(jobs, run_id, submission_id, snapshot)
+        self._prune_old_jobs(jobs)
         return verdict
 
     def _watch(self, jobs: RayJobs, run_id: int, submission_id: str) -> tuple[JobSnapshot, bool]:
-        """Poll until the job ends, forwarding a stop request to Ray once."""
+        """Poll until the job ends, forwarding a stop request to Ray once and marking the run alive.
+
+        An unreachable Jobs API (a head restarting) is waited out for ``ray_unreachable_grace_seconds``.
+        """
         stop_requested = False
         last_state: JobState | None = None
+        unreachable_since: float | None = None
+        next_heartbeat = 0.0
         while True:
-            snapshot = jobs.snapshot(submission_id)
+            try:
+                snapshot = jobs.snapshot(submission_id)
+            except Exception as exc:  # requests' ConnectionError and friends while the head is down
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > self.settings.worker.ray_unreachable_grace_seconds:
+                    raise JobLostError(f"the Ray Jobs API did not answer for "
+                                       f"{self.settings.worker.ray_unreachable_grace_seconds:.0f} s "
+                                       f"({type(exc).__name__})") from None
+                time.sleep(self.settings.worker.job_poll_interval_seconds)
+                continue
+            unreachable_since = None
             if snapshot.state is not last_state:
                 self.repo.record(run_id, ray_job_status=snapshot.state.value)
                 last_state = snapshot.state
@@ -119,7 +135,51 @@ class RunSupervisor:
                 log.info("Run %s: stop requested, stopping Ray job %s", run_id, submission_id)
                 jobs.stop(submission_id)
                 stop_requested = True
+            if time.monotonic() >= next_heartbeat:
+                self._heartbeat(jobs, run_id, submission_id, snapshot.state)
+                next_heartbeat = time.monotonic() + self.settings.worker.heartbeat_seconds
             time.sleep(self.settings.worker.job_poll_interval_seconds)
+
+    def _heartbeat(self, jobs: RayJobs, run_id: int, submission_id: str, state: JobState) -> None:
+        """Mark the run as supervised (our row's ``updated_at``) and keep its log tail so far: a restarting head
+        forgets the job and its logs."""
+        try:
+            tail = jobs.logs_tail(submission_id, self._secrets())
+        except Exception:
+            tail = None
+        self.repo.record(run_id, ray_job_status=state.value, **({"log_tail": tail} if tail else {}))
+
+    # --- runs whose worker is gone -------------------------------------------------------------------------------
+    def reconcile(self, stale_seconds: float) -> list[tuple[int, str]]:
+        """Settle active runs nobody has marked alive for ``stale_seconds``: end those whose job ended or is gone,
+        hand those whose job still runs back to a worker (the task is sent again; the worker re-attaches)."""
+        return [(run_id, self._reconcile_one(run_id, submission_id, slug))
+                for run_id, submission_id, slug in self.repo.stale_active_runs(stale_seconds)]
+
+    def _reconcile_one(self, run_id: int, submission_id: str | None, slug: str) -> str:
+        if submission_id is None:
+            verdict = Verdict(Status.FAILED, "worker_lost",
+                              "the worker that took the run was lost before it submitted the Ray job")
+            self._finish(run_id, "-", verdict)
+            return verdict.status.value
+        try:
+            jobs = RayJobs(self.settings.ray.address)
+            snapshot = jobs.snapshot(submission_id)
+        except Exception as exc:
+            log.warning("Run %s: Ray did not answer (%s); left for the next pass", run_id, type(exc).__name__)
+            return "unreachable"
+        if not snapshot.state.is_terminal():
+            from syncmaster_ray.worker.app import app  # noqa: PLC0415 (builds the Celery app from settings)
+
+            self.repo.record(run_id, ray_job_status=snapshot.state.value)  # marks it, so one pass sends once
+            app.send_task("run_transfer_task", kwargs={"run_id": run_id}, queue=slug)
+            return "handed back to a worker"
+        stop_requested = self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL
+        verdict = self._judge(run_id, snapshot, stop_requested)
+        if snapshot.state is not JobState.MISSING:
+            self._persist_logs(jobs, run_id, submission_id, snapshot)
+        self._finish(run_id, submission_id, verdict)
+        return verdict.status.value
 
     def _judge(self, run_id: int, snapshot: JobSnapshot, stop_requested: bool) -> Verdict:
         """The one mapping from a Ray job's end to a SyncMaster status and reason."""
@@ -146,6 +206,22 @@ class RunSupervisor:
             log.warning("Run %s: could not fetch the Ray job's logs: %s", run_id, redact(str(exc), self._secrets()))
             tail = None
         self.repo.record(run_id, log_tail=tail, job_message=redact(snapshot.message, self._secrets())[:4000])
+
+    def _prune_old_jobs(self, jobs: RayJobs) -> None:
+        """Retention of the head's job records (ours only); after this run's logs are safe in our table."""
+        namespace = self.settings.job_namespace
+
+        def is_ours(submission_id: str) -> bool:
+            run_id = run_id_of(submission_id)
+            return run_id is not None and submission_id == submission_id_for(run_id, namespace)
+
+        try:
+            pruned = jobs.prune(is_ours, self.settings.ray.job_retention_seconds)
+        except Exception as exc:  # housekeeping never fails a run
+            log.warning("Could not prune old Ray jobs: %s", redact(str(exc), self._secrets()))
+            return
+        if pruned:
+            log.info("Deleted %d ended Ray job record(s) past retention", len(pruned))
 
     def _finish(self, run_id: int, submission_id: str, verdict: Verdict) -> None:
         if verdict.status is not Status.FINISHED:

@@ -3,49 +3,28 @@
 from __future__ import annotations
 
 import json
-import secrets
 import time
-import urllib.parse
 import urllib.request
 
 import pytest
 
-from tests.fixtures.postgres_data import checksum, create_source, unique_table
+from tests.fixtures.postgres_data import (  # noqa: F401  (re-exported for the other e2e modules)
+    CONNECTION_PASSWORD,
+    checksum,
+    connection_data,
+    create_source,
+    unique_table,
+)
 from tests.fixtures.ray_cluster import spark_jvms
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 RUN_TIMEOUT = 600
 
 
-# Trust auth ignores it, but it travels like a real password: it must never show up on the dashboard.
-CONNECTION_PASSWORD = f"pw-{secrets.token_hex(8)}"
-
-
-def connection_data(db_url: str) -> tuple[dict, dict]:
-    url = urllib.parse.urlsplit(db_url)
-    data = {"host": url.hostname, "port": url.port or 5432, "database_name": url.path.lstrip("/"),
-            "additional_params": {}}
-    auth = {"type": "basic", "user": url.username, "password": CONNECTION_PASSWORD}
-    return data, auth
-
-
 def assert_no_secrets(text: str, app_env: dict[str, str]) -> None:
     for secret in (CONNECTION_PASSWORD, app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"],
                    app_env["SYNCMASTER__DATABASE__URL"].split("://", 1)[1]):
         assert secret not in text
-
-
-@pytest.fixture(scope="module")
-def pg_connections(catalog, data_db_url, app_env):
-    data, auth = connection_data(data_db_url)
-    names = {}
-    for role in ("source", "target"):
-        name = f"pg_{role}"
-        if catalog.find_connection("e2e", name) is None:
-            catalog.create_connection(group_name="e2e", name=name, type_="postgres", data=data, auth=auth,
-                                      secret_key=app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"])
-        names[role] = catalog.find_connection("e2e", name)
-    return names
 
 
 def make_transfer(catalog, e2e_queue, pg_connections, source_table: str, target_table: str, executors: int = 1):
@@ -104,6 +83,11 @@ def test_transfer_copies_every_row_and_reports_finished(
     assert_no_secrets(json.dumps(info) + (record.log_tail or "") + (record.job_message or ""), app_env)
     assert record.ray_job_status == "SUCCEEDED" and record.metrics["copy_seconds"] > 0
     assert record.metrics["source_partitions"] == executors  # hash-partitioned JDBC read, one per executor
+    rows = 5000 + 3  # create_source adds three rows of NULLs
+    assert record.metrics["rows_written"] == rows
+    # Spark's listener also counts rows of the JDBC writer's own metadata query: an estimate, never fewer.
+    assert rows <= record.metrics["rows_read"] <= rows + 1
+    assert record.metrics["driver_class_archive"] in ("dumped", "mapped")
     assert spark_jvms(ray_head.session_id) == []
 
 

@@ -1,5 +1,8 @@
 """The Celery worker stays thin: eight runs supervised at once by one worker in well under 200 MB, no JVM.
 
+The same worker keeps no Ray job record (``SYNCMASTER__RAY__JOB_RETENTION_SECONDS=0``): each run's message and log
+tail are in our table, and the head forgets the jobs.
+
 The worker only talks to Postgres and Ray's Jobs API, so one process with a thread per run (the app's default
 pool) is enough; the Spark work happens in the Ray jobs. The cluster here fits two runs at a time, so the others
 wait for capacity inside their Ray jobs while the worker supervises all eight.
@@ -8,6 +11,8 @@ wait for capacity inside their Ray jobs while the worker supervises all eight.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 
 import psutil
 import pytest
@@ -15,7 +20,7 @@ import pytest
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.local_cluster import LocalCeleryWorker
 from tests.fixtures.postgres_data import create_source, unique_table
-from tests.integration.test_transfer_postgres import RUN_TIMEOUT, make_transfer, pg_connections  # noqa: F401
+from tests.integration.test_transfer_postgres import RUN_TIMEOUT, make_transfer
 
 pytestmark = [pytest.mark.integration]
 RUNS = 8
@@ -31,7 +36,7 @@ def footprint_queue(catalog):
 @pytest.fixture(scope="module")
 def default_pool_worker(app_env, ray_head, footprint_queue, tmp_path_factory):
     """Started with the plain command an operator types (no --pool, no --concurrency)."""
-    env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url}
+    env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url, "SYNCMASTER__RAY__JOB_RETENTION_SECONDS": "0"}
     log_path = tmp_path_factory.mktemp("celery-footprint") / "worker.log"
     with LocalCeleryWorker(queues=footprint_queue.slug, env=env, log_path=log_path, concurrency=None) as worker:
         yield worker
@@ -43,8 +48,8 @@ def tree_rss(pid: int) -> tuple[int, list[str]]:
     return sum(p.memory_info().rss for p in processes), [p.name() for p in processes]
 
 
-def test_eight_runs_at_once_keep_the_worker_small(repo, catalog, footprint_queue, pg_connections, data_db_url,  # noqa: F811
-                                                  default_pool_worker):
+def test_eight_runs_at_once_keep_the_worker_small(repo, catalog, footprint_queue, pg_connections, data_db_url,
+                                                  ray_head, default_pool_worker):
     source = unique_table("fp_src")
     create_source(data_db_url, source, rows=100)
     runs = []
@@ -69,3 +74,9 @@ def test_eight_runs_at_once_keep_the_worker_small(repo, catalog, footprint_queue
     assert most_started == RUNS  # all eight were claimed and supervised at the same time
     assert peak_rss <= RSS_LIMIT, f"worker peak RSS {peak_rss / MiB:.0f} MiB"
     assert not any("java" in name for name in names)
+    for run in runs:  # retention 0: the head forgot the job, our table kept its logs
+        record = repo.get_record(run.id)
+        assert f"Run {run.id} finished in" in (record.log_tail or ""), record.log_tail
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{ray_head.dashboard_url}/api/jobs/{record.submission_id}", timeout=10)
+        assert missing.value.code == 404

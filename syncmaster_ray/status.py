@@ -1,0 +1,98 @@
+"""What ``syncmaster-ray status`` shows: the cluster's capacity, runs waiting for it, runs executing, recent failures.
+
+Capacity comes from Ray's state API over HTTP (the dashboard address the worker uses, no Ray driver): node totals,
+minus the bundles of the placement groups that hold resources now. Runs come from SyncMaster's run table and ours.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from syncmaster_ray.redact import redact
+
+RESOURCE_KEYS = ("CPU", "memory")
+
+
+@dataclass
+class Capacity:
+    nodes: int = 0
+    total: dict[str, float] = field(default_factory=dict)
+    reserved: dict[str, float] = field(default_factory=dict)
+    groups_waiting: int = 0
+    error: str | None = None
+
+    @property
+    def free(self) -> dict[str, float]:
+        return {key: self.total.get(key, 0) - self.reserved.get(key, 0) for key in RESOURCE_KEYS}
+
+
+@dataclass
+class RunLine:
+    run_id: int
+    transfer: str
+    status: str
+    phase: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    log_url: str | None
+    error_code: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class StatusReport:
+    capacity: Capacity
+    waiting: list[RunLine]
+    executing: list[RunLine]
+    failures: list[RunLine]
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self) | {"free": self.capacity.free}, default=str, indent=2)
+
+
+def capacity_from(nodes: list[dict[str, Any]], groups: list[dict[str, Any]]) -> Capacity:
+    """Pure maths over the state API's node and placement-group records."""
+    capacity = Capacity()
+    for node in nodes:
+        if node.get("state") != "ALIVE":
+            continue
+        capacity.nodes += 1
+        for key in RESOURCE_KEYS:
+            capacity.total[key] = capacity.total.get(key, 0) + node.get("resources_total", {}).get(key, 0)
+    for group in groups:
+        if group.get("state") == "CREATED":
+            for bundle in group.get("bundles", []):
+                for key in RESOURCE_KEYS:
+                    capacity.reserved[key] = capacity.reserved.get(key, 0) + bundle["unit_resources"].get(key, 0)
+        elif group.get("state") in ("PENDING", "RESCHEDULING"):
+            capacity.groups_waiting += 1
+    return capacity
+
+
+def fetch_capacity(dashboard_url: str, timeout: float = 10) -> Capacity:
+    try:
+        nodes = _state_api(dashboard_url, "nodes", timeout)
+        groups = _state_api(dashboard_url, "placement_groups", timeout)
+    except Exception as exc:  # the cluster may be down: the database part of the report still stands
+        return Capacity(error=f"the Ray cluster at {redact(dashboard_url)} did not answer: {type(exc).__name__}")
+    return capacity_from(nodes, groups)
+
+
+def _state_api(dashboard_url: str, resource: str, timeout: float) -> list[dict[str, Any]]:
+    url = f"{dashboard_url.rstrip('/')}/api/v0/{resource}?detail=1&limit=10000"
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)["data"]["result"]["result"]
+
+
+def gather(repo: Any, dashboard_url: str, failures: int) -> StatusReport:
+    active = repo.active_runs()
+    return StatusReport(
+        capacity=fetch_capacity(dashboard_url),
+        waiting=[line for line in active if line.phase == "waiting_for_capacity"],
+        executing=[line for line in active if line.phase != "waiting_for_capacity"],
+        failures=repo.recent_failures(failures),
+    )

@@ -1,0 +1,72 @@
+"""``syncmaster-ray status`` on the live session cluster: one run executing, one waiting for capacity, a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from syncmaster_ray.cli.run import send_run_task
+from tests.fixtures.postgres_data import create_source, unique_table
+from tests.integration.test_transfer_postgres import RUN_TIMEOUT, make_transfer, start_and_wait
+
+pytestmark = [pytest.mark.integration]
+
+
+def status_json(env: dict[str, str]) -> dict:
+    result = subprocess.run([sys.executable, "-m", "syncmaster_ray.cli", "status", "--json", "--failures", "3"],
+                            env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(result.stdout)
+
+
+def test_status_shows_capacity_waiting_executing_and_failures(
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, app_env
+):
+    env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url}
+    failed = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, unique_table("nope"),
+                                                unique_table("never")), e2e_queue.slug)
+    source = unique_table("st_src")
+    create_source(data_db_url, source, rows=300_000)
+    # 3 of the session head's 4 CPUs, then 2 more: the second waits for the first.
+    big = make_transfer(catalog, e2e_queue, pg_connections, source, unique_table("st_big"), executors=2)
+    small = make_transfer(catalog, e2e_queue, pg_connections, source, unique_table("st_small"))
+    runs = [repo.create_run(big.id), repo.create_run(small.id)]
+    send_run_task(runs[0].id, e2e_queue.slug)
+    _wait(lambda: getattr(repo.get_record(runs[0].id), "phase", None) == "transferring")
+    send_run_task(runs[1].id, e2e_queue.slug)
+
+    seen = None
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline and seen is None:
+        report = status_json(env)
+        waiting = {line["run_id"] for line in report["waiting"]}
+        executing = {line["run_id"]: line for line in report["executing"]}
+        if runs[1].id in waiting and runs[0].id in executing:
+            seen = report
+        elif repo.get_run(runs[0].id).status != "STARTED":
+            break
+        time.sleep(1)
+
+    assert seen is not None, "never saw one run executing while the other waited"
+    assert seen["capacity"]["nodes"] == 1 and seen["capacity"]["total"]["CPU"] == 4
+    assert seen["capacity"]["reserved"]["CPU"] == 3 and seen["free"]["CPU"] == 1
+    assert seen["capacity"]["groups_waiting"] == 1
+    line = {line["run_id"]: line for line in seen["executing"]}[runs[0].id]
+    assert line["log_url"].startswith(ray_head.dashboard_url) and line["phase"] == "transferring"
+    failures = {line["run_id"]: line for line in seen["failures"]}
+    assert failures[failed.id]["error_code"] == "source" and "does not exist" in failures[failed.id]["reason"]
+    for run in runs:
+        _wait(lambda run=run: repo.get_run(run.id).status == "FINISHED")
+
+
+def _wait(condition, timeout: float = RUN_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    pytest.fail("condition not met in time")
