@@ -2,7 +2,8 @@
 # Bootstrap one Ray node for syncmaster-ray on Debian 12: JDK 17, the Debian JDBC jars at the paths
 # SYNCMASTER__SPARK__JARS expects by default, a Python venv with syncmaster-ray, and a check of the node's settings
 # file. Idempotent: a second run installs nothing new. `ray up ray-cluster.yaml` runs it on every node (setup_commands);
-# it can also be run by hand on machines joined with a plain `ray start`.
+# it can also be run by hand on machines joined with a plain `ray start`. It also puts the venv's bin on the PATH of
+# the user's interactive shells (~/.bashrc), which Ray's SSH commands source: `ray down` runs a bare `ray stop`.
 #
 #   bash bootstrap-node.sh [PACKAGE]
 #
@@ -100,4 +101,19 @@ except Exception as exc:  # ConfigError names the variable, never its value
     print(f"bootstrap-node: {exc}", file=sys.stderr)
     sys.exit(1)
 PY
+# 4. /tmp/ray writable: Ray's Java runtime (RayDP's app master, the Spark driver's JVM) unpacks its native library
+# into the fixed path /tmp/ray/<ms>, whatever `ray start --temp-dir` says. A /tmp/ray left by another user's Ray
+# (e.g. a `ray start` as root) would fail every transfer with "Couldn't make directory: /tmp/ray/...".
+if [ -e /tmp/ray ] && ! { [ -w /tmp/ray ] && [ -x /tmp/ray ]; }; then
+  die "/tmp/ray (owner $(stat -c %U /tmp/ray)) is not writable by $(id -un): Ray's Java runtime needs it; remove it"
+fi
+
+# 5. The venv's `ray` on the PATH of Ray's SSH commands. `ray down` runs a bare `ray stop` on every node through
+# `bash --login -c -i 'source ~/.bashrc; ...'`; without this it fails with "ray: command not found", which the
+# launcher ignores, and Ray keeps running on nodes it reports as shut down.
+path_line="export PATH=\"$VENV/bin:\$PATH\"  # syncmaster-ray: the venv's ray for \`ray down\` (bootstrap-node.sh)"
+if ! grep -qxF "$path_line" "$HOME/.bashrc" 2>/dev/null; then
+  log "adding $VENV/bin to PATH in ~/.bashrc"
+  echo "$path_line" >> "$HOME/.bashrc"
+fi
 log "node ready: $("$VENV/bin/ray" --version), ${java_version%%$'\n'*}, jars ${JARS[*]}"

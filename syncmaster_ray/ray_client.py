@@ -109,7 +109,7 @@ class RayJobs:
         pruned = []
         for job in self._client.list_jobs():
             submission_id = job.submission_id or ""
-            if is_ours(submission_id) and job.end_time and job.end_time <= cutoff_ms:
+            if job.end_time and job.end_time <= cutoff_ms and is_ours(submission_id):
                 self.delete(submission_id)
                 pruned.append(submission_id)
         return pruned

@@ -22,6 +22,7 @@ from syncmaster_ray.redact import redact
 from syncmaster_ray.settings import AppSettings, get_settings
 
 log = logging.getLogger(__name__)
+SETTLED = (Status.FINISHED, Status.FAILED, Status.STOPPED)
 
 
 class TransferFailed(SyncmasterRayError):
@@ -57,6 +58,7 @@ class RunSupervisor:
             return "skipped"
         verdict = self._run_job(run_id, submission_id)
         self._finish(run_id, submission_id, verdict)
+        self._prune_old_jobs()
         if verdict.status is Status.FAILED:
             raise TransferFailed(f"run {run_id} failed: {verdict.reason}")
         return verdict.status.value
@@ -102,7 +104,6 @@ class RunSupervisor:
             return Verdict(Status.FAILED, code, reason)
         verdict = self._judge(run_id, snapshot, stop_requested)
         self._persist_logs(jobs, run_id, submission_id, snapshot)
-        self._prune_old_jobs(jobs)
         return verdict
 
     def _watch(self, jobs: RayJobs, run_id: int, submission_id: str) -> tuple[JobSnapshot, bool]:
@@ -199,24 +200,29 @@ class RunSupervisor:
         return Verdict(Status.FAILED, "job_failed", f"the Ray job failed: {message or 'no message'}")
 
     def _persist_logs(self, jobs: RayJobs, run_id: int, submission_id: str, snapshot: JobSnapshot) -> None:
-        """Keep the job's message and log tail in our table: the Ray head forgets jobs when it restarts."""
+        """Keep the job's message and log tail in our table: the Ray head forgets jobs when it restarts. A tail
+        saved by an earlier heartbeat is kept when the job's logs are gone."""
         try:
             tail = jobs.logs_tail(submission_id, self._secrets())
         except Exception as exc:  # logs are a convenience; never fail a run because of them
             log.warning("Run %s: could not fetch the Ray job's logs: %s", run_id, redact(str(exc), self._secrets()))
             tail = None
-        self.repo.record(run_id, log_tail=tail, job_message=redact(snapshot.message, self._secrets())[:4000])
+        self.repo.record(run_id, job_message=redact(snapshot.message, self._secrets())[:4000],
+                         **({"log_tail": tail} if tail else {}))
 
-    def _prune_old_jobs(self, jobs: RayJobs) -> None:
-        """Retention of the head's job records (ours only); after this run's logs are safe in our table."""
+    def _prune_old_jobs(self) -> None:
+        """Retention of the head's job records: ours only, and only of settled runs (their supervisor has saved the
+        logs and written the status; a job deleted earlier would look lost to it)."""
         namespace = self.settings.job_namespace
 
-        def is_ours(submission_id: str) -> bool:
+        def is_ours_and_settled(submission_id: str) -> bool:
             run_id = run_id_of(submission_id)
-            return run_id is not None and submission_id == submission_id_for(run_id, namespace)
+            return (run_id is not None and submission_id == submission_id_for(run_id, namespace)
+                    and self.repo.get_status(run_id) in SETTLED)
 
         try:
-            pruned = jobs.prune(is_ours, self.settings.ray.job_retention_seconds)
+            pruned = RayJobs(self.settings.ray.address).prune(is_ours_and_settled,
+                                                              self.settings.ray.job_retention_seconds)
         except Exception as exc:  # housekeeping never fails a run
             log.warning("Could not prune old Ray jobs: %s", redact(str(exc), self._secrets()))
             return
