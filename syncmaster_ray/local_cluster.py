@@ -181,6 +181,7 @@ class LocalRayNode:
     object_store_bytes: int = 256 * 1024**2
     resources: str | None = None
     process: subprocess.Popen | None = None
+    nodes_before: int = 1  # nodes alive before this one joins (the head, and earlier worker nodes)
 
     def command(self) -> list[str]:
         ray = str(Path(sys.executable).with_name("ray"))
@@ -211,7 +212,7 @@ class LocalRayNode:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ray start (worker node) exited with {self.process.returncode}; see {log_path}")
-            if self._alive_nodes() >= 2:
+            if self._alive_nodes() > self.nodes_before:
                 return self
             time.sleep(0.5)
         self.stop()
@@ -302,3 +303,35 @@ class LocalCeleryWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m syncmaster_ray.local_cluster``: a head plus N worker raylets on this machine until Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m syncmaster_ray.local_cluster", description=main.__doc__)
+    parser.add_argument("--workers", type=int, default=1, help="worker raylets besides the head (default 1)")
+    parser.add_argument("--head-cpus", type=int, default=2, help="logical CPUs of the head (default 2)")
+    parser.add_argument("--worker-cpus", type=int, default=2, help="logical CPUs of each worker (default 2)")
+    parser.add_argument("--memory-gib", type=int, default=4, help="memory of each node in GiB (default 4)")
+    args = parser.parse_args(argv)
+    head = LocalRayHead(num_cpus=args.head_cpus, memory_bytes=args.memory_gib * GiB).start()
+    nodes = []
+    try:
+        for index in range(args.workers):
+            nodes.append(LocalRayNode(head=head, num_cpus=args.worker_cpus, memory_bytes=args.memory_gib * GiB,
+                                      nodes_before=index + 1).start())
+        print(f"Ray dashboard and Jobs API: {head.dashboard_url} (SYNCMASTER__RAY__ADDRESS); GCS {head.gcs_address}")
+        print(f"{1 + len(nodes)} node(s); Ctrl-C stops them (by PID, never `ray stop`)", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for node in reversed(nodes):
+            node.stop()
+        head.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""``cluster/local-cluster.sh`` (``python -m syncmaster_ray.local_cluster``): a head plus N worker raylets, each
+with its own resources, stopped by PID on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+pytestmark = [pytest.mark.integration]
+
+
+def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncmaster_ray.local_cluster", "--workers", "2", "--head-cpus", "1",
+         "--worker-cpus", "2", "--memory-gib", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        dashboard, lines = None, []
+        deadline = time.monotonic() + 300
+        while dashboard is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "".join(lines)
+            lines.append(line)
+            match = re.search(r"Jobs API: (http://\S+)", line)
+            dashboard = match[1] if match else None
+        assert dashboard, "".join(lines)
+        with urllib.request.urlopen(f"{dashboard}/api/v0/nodes?detail=1", timeout=30) as response:
+            nodes = [n for n in json.load(response)["data"]["result"]["result"] if n["state"] == "ALIVE"]
+        assert sorted(n["resources_total"]["CPU"] for n in nodes) == [1, 2, 2]
+        assert all(n["resources_total"]["memory"] == 1024**3 for n in nodes)
+
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    # Stopped by PID: its process groups are gone (the raylets' and GCS's sessions were its children).
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{dashboard}/api/v0/nodes", timeout=5)
