@@ -48,12 +48,17 @@ def wait_for_executor_placement(placement_group: Any, executors: int, *, timeout
     import ray
     from ray.util.state import list_actors
 
-    driver_node = ray.get_runtime_context().get_node_id()
+    context = ray.get_runtime_context()
+    driver_node = context.get_node_id()
+    # This cluster's GCS, explicitly: without an address the state API picks "the latest cluster on this machine",
+    # another one when several run side by side (tests; a developer's second cluster).
+    address = context.gcs_address
     deadline = time.monotonic() + timeout
     nodes: tuple[str, ...] = ()
     while time.monotonic() < deadline:
         try:
-            actors = list_actors(filters=[("placement_group_id", "=", placement_group.id.hex())], detail=True,
+            actors = list_actors(address=address,
+                                 filters=[("placement_group_id", "=", placement_group.id.hex())], detail=True,
                                  raise_on_missing_output=False, timeout=max(1, int(deadline - time.monotonic())))
         except Exception as exc:  # a busy head may time out: ask again until the deadline
             log.warning("Ray's state API did not answer (%s); asking again", type(exc).__name__)

@@ -146,6 +146,43 @@ def test_stop_request_ends_run_stopped_and_leaves_no_jvm(
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
 
 
+def test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_replaces_it(
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
+):
+    """Rows go to a staging table swapped in at the end: stopped mid-write, the old target is untouched."""
+    from syncmaster_ray.cli.run import send_run_task
+    from syncmaster_ray.handlers.postgres import staging_table_for
+
+    source, target = unique_table("src"), unique_table("dst")
+    create_source(data_db_url, source, rows=1_000_000)
+    create_source(data_db_url, target, rows=50)
+    before = checksum(data_db_url, target, lowercase=False)
+    transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target)
+    run = repo.create_run(transfer.id)
+    send_run_task(run.id, e2e_queue.slug)
+    wait_for(lambda: _table_exists(data_db_url, staging_table_for(target)), 300, "the write to start")
+
+    repo.request_stop(run.id)
+    ended = wait_for(lambda: (r := repo.get_run(run.id)).status in ("STOPPED", "FAILED", "FINISHED") and r, 60,
+                     "the run to end")
+
+    assert ended.status == "STOPPED"
+    assert checksum(data_db_url, target, lowercase=False) == before
+    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
+    # The next run clears what the killed one left and replaces the target in one step.
+    again = start_and_wait(repo, transfer, e2e_queue.slug)
+    assert again.status == "FINISHED", repo.get_record(again.id).reason
+    assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
+    assert not _table_exists(data_db_url, staging_table_for(target))
+
+
+def _table_exists(db_url: str, table: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]
+
+
 def test_run_stopped_before_pickup_ends_stopped_without_a_job(repo, catalog, e2e_queue, pg_connections, ray_head,
                                                                celery_worker):
     from syncmaster_ray.cli.run import send_run_task

@@ -726,3 +726,35 @@ def test_mysql_driver_setting(monkeypatch):
     get_settings.cache_clear()
     with pytest.raises(ConfigError, match="SYNCMASTER__SPARK__MYSQL_DRIVER"):
         get_settings()
+
+
+# --- Postgres targets: staging table swapped in one statement ----------------------------------------------------
+
+
+def test_postgres_staging_table_sits_next_to_the_target_within_63_bytes():
+    from syncmaster_ray.handlers.postgres import staging_table_for
+
+    assert staging_table_for("sales.orders") == "sales.orders__smr_staging"
+    long = "t" * 70
+    staged = staging_table_for(f"s.{long}")
+    assert staged.startswith("s.") and staged.endswith("__smr_staging")
+    assert len(staged.split(".", 1)[1].encode()) <= 63
+    assert staged != staging_table_for(f"s.{long}x")  # the hash keeps long names apart
+
+
+def test_postgres_full_run_swaps_the_staging_table_for_the_target_in_one_statement():
+    handler = build(connection("postgres"), role="target", table_name="sales.Orders")
+    sql = handler.swap_statement("sales.Orders__smr_staging", ["id", "name"])
+    assert sql == ('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."Orders"; '
+                   'ALTER TABLE "sales"."Orders__smr_staging" RENAME TO "Orders"; END $smr$')
+
+
+def test_postgres_append_inserts_from_the_staging_table_then_drops_it():
+    handler = build(connection("postgres"), role="target", table_name="sales.orders")
+    handler.previous_hwm = type("HWM", (), {"value": 5})()
+    handler.spec = handler.spec.model_copy(update={"strategy": handler.spec.strategy.model_copy(
+        update={"type": "incremental", "increment_by": "id"})})
+    assert handler.appends
+    sql = handler.swap_statement("sales.orders__smr_staging", ["id", "we\"ird"])
+    assert sql == ('DO $smr$ BEGIN INSERT INTO "sales"."orders" ("id", "we""ird") SELECT "id", "we""ird" FROM '
+                   '"sales"."orders__smr_staging"; DROP TABLE "sales"."orders__smr_staging"; END $smr$')
