@@ -7,6 +7,7 @@ never with ``ray stop`` (which kills every Ray process of the user: stack-notes 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -114,6 +115,7 @@ class LocalRayHead:
         return command
 
     def start(self, timeout: float = 120) -> LocalRayHead:
+        Path(self.temp_dir).mkdir(parents=True, exist_ok=True)  # again after a stop (a restart)
         env = {**os.environ, **self.env}
         # The job entrypoint runs `python -m syncmaster_ray.job`: make `python` this interpreter.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -138,15 +140,18 @@ class LocalRayHead:
             except OSError:
                 pass
             time.sleep(0.5)
-        self.stop()
+        self.stop(keep_files=True)
         raise RuntimeError(f"the Ray head did not answer within {timeout:.0f} s; see {log_path}")
 
-    def stop(self, grace: float = 8) -> None:
-        """SIGTERM the whole process group of ``ray start --block``, then SIGKILL what is left."""
+    def stop(self, grace: float = 8, keep_files: bool = False) -> None:
+        """SIGTERM the whole process group of ``ray start --block``, then SIGKILL what is left; remove its temp dir
+        (sessions, logs, spilled objects) unless ``keep_files`` (a head that failed to start keeps its logs)."""
         if self.process is None:
             return
         _stop_group(self.process, grace)
         self.process = None
+        if not keep_files:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalRayHead:
         return self.start()
