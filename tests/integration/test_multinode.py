@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 
 import pytest
 
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead, LocalRayNode
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
+from tests.fixtures.ray_cluster import all_actors
+from tests.fixtures.runs import RUN_TIMEOUT, start_and_wait, wait_for_end
 from tests.integration.test_transfer_databases import ensure_connection, make_transfer
 from tests.integration.test_transfer_files import CSV, DF_SCHEMA, Files, assert_same_rows, read_leg, write_leg
-from tests.integration.test_transfer_postgres import RUN_TIMEOUT, connection_data, start_and_wait
+from tests.integration.test_transfer_postgres import connection_data
 
 pytestmark = [pytest.mark.integration]
 GiB = 1024**3
@@ -43,11 +44,6 @@ def multinode_worker(app_env, two_nodes, multinode_queue, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("celery-multinode") / "worker.log"
     with LocalCeleryWorker(queues=multinode_queue.slug, env=env, log_path=log_path) as worker:
         yield worker
-
-
-def all_actors(dashboard_url: str) -> list[dict]:
-    with urllib.request.urlopen(f"{dashboard_url}/api/v0/actors?limit=10000&detail=1", timeout=30) as response:
-        return json.load(response)["data"]["result"]["result"]
 
 
 def actors_since(dashboard_url: str, before: set[str]) -> list[dict]:
@@ -153,7 +149,7 @@ def test_two_transfers_run_at_once_when_capacity_allows(repo, catalog, multinode
     for run in runs:
         send_run_task(run.id, multinode_queue.slug)
 
-    ended = [_wait_for_end(repo, run.id) for run in runs]
+    ended = [wait_for_end(repo, run.id) for run in runs]
 
     assert [run.status for run in ended] == ["FINISHED", "FINISHED"], [repo.get_record(r.id).reason for r in runs]
     for source, target in pairs:
@@ -162,16 +158,6 @@ def test_two_transfers_run_at_once_when_capacity_allows(repo, catalog, multinode
     first, second = ((m["spark_started_at"], m["spark_stopped_at"]) for m in (repo.get_record(r.id).metrics
                                                                                 for r in runs))
     assert first[0] < second[1] and second[0] < first[1], (first, second)
-
-
-def _wait_for_end(repo, run_id: int):
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        run = repo.get_run(run_id)
-        if run.status in ("FINISHED", "FAILED", "STOPPED"):
-            return run
-        time.sleep(1)
-    pytest.fail(f"run {run_id} did not end within {RUN_TIMEOUT} s")
 
 
 def _set_resources(transfer_id: int, resources: dict) -> None:
@@ -184,7 +170,5 @@ def _set_resources(transfer_id: int, resources: dict) -> None:
 
 
 def _describe(dashboard_url: str) -> list[tuple]:
-    with urllib.request.urlopen(f"{dashboard_url}/api/v0/actors?limit=10000&detail=1", timeout=30) as response:
-        actors = json.load(response)["data"]["result"]["result"]
     return [(a.get("class_name"), a.get("name"), a.get("job_id"), a.get("node_id", "")[:8], a.get("state"))
-            for a in actors]
+            for a in all_actors(dashboard_url)]

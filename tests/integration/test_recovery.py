@@ -3,13 +3,11 @@ reconciler settling runs whose worker is gone. Each test has its own head and wo
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -18,8 +16,9 @@ from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.ids import actor_name_for
 from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
-from tests.fixtures.ray_cluster import spark_jvms
-from tests.integration.test_transfer_postgres import RUN_TIMEOUT, make_transfer
+from tests.fixtures.ray_cluster import all_actors, spark_jvms
+from tests.fixtures.runs import ended, wait_for
+from tests.integration.test_transfer_postgres import make_transfer
 
 pytestmark = [pytest.mark.integration]
 GiB = 1024**3
@@ -39,21 +38,6 @@ def own_head(app_env):
 def worker_for(head, queue, app_env, tmp_path, **settings: str) -> LocalCeleryWorker:
     env = {**app_env, "SYNCMASTER__RAY__ADDRESS": head.dashboard_url, **settings}
     return LocalCeleryWorker(queues=queue.slug, env=env, log_path=tmp_path / f"worker-{time.monotonic_ns()}.log")
-
-
-def wait_for(condition, timeout: float = RUN_TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"{what} not reached within {timeout:.0f} s")
-
-
-def ended(repo, run_id: int):
-    run = repo.get_run(run_id)
-    return run if run.status in ("FINISHED", "FAILED", "STOPPED") else None
 
 
 def transferring(repo, run_id: int) -> bool:
@@ -81,7 +65,7 @@ def test_worker_killed_mid_run_is_replaced_and_the_same_job_finishes(
     assert finished.status == "FINISHED", record.reason
     assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
     # Exactly one Ray job ran: one transfer actor (driver) was ever created under the run's name.
-    actors = _actors(own_head.dashboard_url)
+    actors = all_actors(own_head.dashboard_url)
     assert [a["name"] for a in actors].count(actor_name_for(record.submission_id)) == 1
 
 
@@ -144,8 +128,3 @@ def _age_records(data_db_url: str, app_env: dict, run_ids: list[int]) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE syncmaster_ray_run SET updated_at = now() - interval '1 hour' WHERE run_id = ANY(%s)",
                      (run_ids,))
-
-
-def _actors(dashboard_url: str) -> list[dict]:
-    with urllib.request.urlopen(f"{dashboard_url}/api/v0/actors?limit=10000&detail=1", timeout=30) as response:
-        return json.load(response)["data"]["result"]["result"]

@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from syncmaster_ray.cli.run import send_run_task
 from tests.fixtures.postgres_data import create_source, unique_table
-from tests.integration.test_transfer_postgres import RUN_TIMEOUT, make_transfer, start_and_wait
+from tests.fixtures.runs import start_and_wait, wait_for
+from tests.integration.test_transfer_postgres import make_transfer
 
 pytestmark = [pytest.mark.integration]
 
@@ -36,22 +36,19 @@ def test_status_shows_capacity_waiting_executing_and_failures(
     small = make_transfer(catalog, e2e_queue, pg_connections, source, unique_table("st_small"))
     runs = [repo.create_run(big.id), repo.create_run(small.id)]
     send_run_task(runs[0].id, e2e_queue.slug)
-    _wait(lambda: getattr(repo.get_record(runs[0].id), "phase", None) == "transferring")
+    wait_for(lambda: getattr(repo.get_record(runs[0].id), "phase", None) == "transferring", what="the transfer phase")
     send_run_task(runs[1].id, e2e_queue.slug)
 
-    seen = None
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline and seen is None:
+    def first_executing_second_waiting() -> dict | None:
         report = status_json(env)
         waiting = {line["run_id"] for line in report["waiting"]}
         executing = {line["run_id"]: line for line in report["executing"]}
         if runs[1].id in waiting and runs[0].id in executing:
-            seen = report
-        elif repo.get_run(runs[0].id).status != "STARTED":
-            break
-        time.sleep(1)
+            return report
+        assert repo.get_run(runs[0].id).status == "STARTED", "never saw one run executing while the other waited"
+        return None
 
-    assert seen is not None, "never saw one run executing while the other waited"
+    seen = wait_for(first_executing_second_waiting, what="one run executing while the other waited", interval=1)
     assert seen["capacity"]["nodes"] == 1 and seen["capacity"]["total"]["CPU"] == 4
     assert seen["capacity"]["reserved"]["CPU"] == 3 and seen["free"]["CPU"] == 1
     assert seen["capacity"]["groups_waiting"] == 1
@@ -60,13 +57,4 @@ def test_status_shows_capacity_waiting_executing_and_failures(
     failures = {line["run_id"]: line for line in seen["failures"]}
     assert failures[failed.id]["error_code"] == "source" and "does not exist" in failures[failed.id]["reason"]
     for run in runs:
-        _wait(lambda run=run: repo.get_run(run.id).status == "FINISHED")
-
-
-def _wait(condition, timeout: float = RUN_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail("condition not met in time")
+        wait_for(lambda run=run: repo.get_run(run.id).status == "FINISHED", what=f"run {run.id} to finish")

@@ -10,7 +10,8 @@ import pytest
 from psycopg import sql
 
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
-from tests.integration.test_transfer_postgres import connection_data, start_and_wait
+from tests.fixtures.runs import start_and_wait
+from tests.integration.test_transfer_postgres import connection_data
 
 pytestmark = [pytest.mark.integration]
 

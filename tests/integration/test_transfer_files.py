@@ -40,7 +40,8 @@ from psycopg import sql
 
 from tests.fixtures.file_servers import FileServers
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
-from tests.integration.test_transfer_postgres import assert_no_secrets, connection_data, start_and_wait
+from tests.fixtures.runs import start_and_wait
+from tests.integration.test_transfer_postgres import assert_no_secrets, connection_data
 
 pytestmark = [pytest.mark.integration]
 

@@ -13,12 +13,19 @@ from tests.fixtures.postgres_data import (  # noqa: F401  (re-exported for the o
     checksum,
     connection_data,
     create_source,
+    table_exists,
     unique_table,
 )
 from tests.fixtures.ray_cluster import spark_jvms
+from tests.fixtures.runs import (  # noqa: F401  (RUN_TIMEOUT re-exported for modules that import it here)
+    RUN_TIMEOUT,
+    ended,
+    start_and_wait,
+    wait_for,
+    wait_for_end,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
-RUN_TIMEOUT = 600
 
 
 def assert_no_secrets(text: str, app_env: dict[str, str]) -> None:
@@ -37,21 +44,6 @@ def make_transfer(catalog, e2e_queue, pg_connections, source_table: str, target_
         resources={"max_parallel_tasks": executors, "cpu_cores_per_task": 1, "ram_bytes_per_task": 1024**3},
         is_scheduled=False, schedule="",
     )
-
-
-def start_and_wait(repo, transfer, slug: str):
-    """Create the run and send the task exactly as the server does, then wait for a terminal status."""
-    from syncmaster_ray.cli.run import send_run_task
-
-    run = repo.create_run(transfer.id)
-    send_run_task(run.id, slug)
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        current = repo.get_run(run.id)
-        if current.status in ("FINISHED", "FAILED", "STOPPED"):
-            return current
-        time.sleep(1)
-    pytest.fail(f"run {run.id} did not end within {RUN_TIMEOUT} s (status {current.status})")
 
 
 def job_info(dashboard_url: str, submission_id: str) -> dict:
@@ -113,16 +105,6 @@ def test_missing_source_table_fails_with_reason_and_worker_takes_next_run(
     assert celery_worker.process.poll() is None
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_stop_request_ends_run_stopped_and_leaves_no_jvm(
     repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
 ):
@@ -137,10 +119,9 @@ def test_stop_request_ends_run_stopped_and_leaves_no_jvm(
 
     repo.request_stop(run.id)
     stopped_at = time.monotonic()
-    ended = wait_for(lambda: (r := repo.get_run(run.id)).status in ("STOPPED", "FAILED", "FINISHED") and r, 60,
-                     "the run to end")
+    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
 
-    assert ended.status == "STOPPED" and ended.ended_at is not None
+    assert final.status == "STOPPED" and final.ended_at is not None
     assert time.monotonic() - stopped_at < 30
     assert repo.get_record(run.id).ray_job_status == "STOPPED"
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
@@ -160,27 +141,20 @@ def test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_repl
     transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target)
     run = repo.create_run(transfer.id)
     send_run_task(run.id, e2e_queue.slug)
-    wait_for(lambda: _table_exists(data_db_url, staging_table_for(target)), 300, "the write to start")
+    wait_for(lambda: table_exists(data_db_url, staging_table_for(target)), 300, "the write to start")
 
     repo.request_stop(run.id)
-    ended = wait_for(lambda: (r := repo.get_run(run.id)).status in ("STOPPED", "FAILED", "FINISHED") and r, 60,
-                     "the run to end")
+    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
 
-    assert ended.status == "STOPPED"
+    assert final.status == "STOPPED"
     assert checksum(data_db_url, target, lowercase=False) == before
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
     # The next run clears what the killed one left and replaces the target in one step.
     again = start_and_wait(repo, transfer, e2e_queue.slug)
     assert again.status == "FINISHED", repo.get_record(again.id).reason
     assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
-    assert not _table_exists(data_db_url, staging_table_for(target))
+    assert not table_exists(data_db_url, staging_table_for(target))
 
-
-def _table_exists(db_url: str, table: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(db_url) as conn:
-        return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]
 
 
 def test_run_stopped_before_pickup_ends_stopped_without_a_job(repo, catalog, e2e_queue, pg_connections, ray_head,
@@ -191,8 +165,8 @@ def test_run_stopped_before_pickup_ends_stopped_without_a_job(repo, catalog, e2e
     repo.request_stop(run.id)
     send_run_task(run.id, e2e_queue.slug)
 
-    ended = wait_for(lambda: (r := repo.get_run(run.id)).status == "STOPPED" and r, 60, "STOPPED")
-    assert ended.started_at is None and ended.ended_at is not None
+    final = wait_for(lambda: (r := repo.get_run(run.id)).status == "STOPPED" and r, 60, "STOPPED")
+    assert final.started_at is None and final.ended_at is not None
     assert repo.get_record(run.id).submission_id is None
 
 
@@ -210,9 +184,8 @@ def test_transfers_that_do_not_fit_together_queue_for_capacity_instead_of_deadlo
         send_run_task(run.id, e2e_queue.slug)
         runs.append(run)
 
-    ended = [wait_for(lambda r=r: (x := repo.get_run(r.id)).status in ("FINISHED", "FAILED") and x, RUN_TIMEOUT,
-                      f"run {r.id}") for r in runs]
-    assert [r.status for r in ended] == ["FINISHED", "FINISHED"], [repo.get_record(r.id).reason for r in ended]
+    finals = [wait_for_end(repo, r.id) for r in runs]
+    assert [r.status for r in finals] == ["FINISHED", "FINISHED"], [repo.get_record(r.id).reason for r in finals]
     for source, target in pairs:
         assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
 

@@ -10,7 +10,6 @@ wait for capacity inside their Ray jobs while the worker supervises all eight.
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 
@@ -20,7 +19,8 @@ import pytest
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.local_cluster import LocalCeleryWorker
 from tests.fixtures.postgres_data import create_source, unique_table
-from tests.integration.test_transfer_postgres import RUN_TIMEOUT, make_transfer
+from tests.fixtures.runs import ENDED, wait_for
+from tests.integration.test_transfer_postgres import make_transfer
 
 pytestmark = [pytest.mark.integration]
 RUNS = 8
@@ -60,16 +60,17 @@ def test_eight_runs_at_once_keep_the_worker_small(repo, catalog, footprint_queue
         send_run_task(run.id, footprint_queue.slug)
 
     peak_rss, most_started, names = 0, 0, set()
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def all_ended() -> list[str] | None:
+        """Sample the worker's memory and how many runs it supervises; the statuses once every run has ended."""
+        nonlocal peak_rss, most_started, names
         rss, processes = tree_rss(default_pool_worker.process.pid)
         peak_rss, names = max(peak_rss, rss), names | set(processes)
         statuses = [repo.get_run(run.id).status for run in runs]
         most_started = max(most_started, statuses.count("STARTED"))
-        if all(status in ("FINISHED", "FAILED", "STOPPED") for status in statuses):
-            break
-        time.sleep(0.5)
+        return statuses if all(status in ENDED for status in statuses) else None
 
+    statuses = wait_for(all_ended, what=f"all {RUNS} runs to end")
     assert statuses == ["FINISHED"] * RUNS, [repo.get_record(run.id).reason for run in runs]
     assert most_started == RUNS  # all eight were claimed and supervised at the same time
     assert peak_rss <= RSS_LIMIT, f"worker peak RSS {peak_rss / MiB:.0f} MiB"
