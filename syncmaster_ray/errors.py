@@ -14,6 +14,7 @@ Every error carries ``reason`` (one line, safe to store and show: no secrets, no
     ├── ClusterError
     │   ├── SubmitError                 the Ray Jobs API refused or could not be reached
     │   ├── JobLostError                the Ray job vanished (head restarted, job deleted)
+    │   ├── TransferActorDiedError      the actor running Spark's driver died mid-run
     │   └── ResourcesUnavailableError   the cluster cannot fit the transfer
     └── RunStopped                      a stop was requested (a flow signal, not a failure)
 """
@@ -71,6 +72,10 @@ class SubmitError(ClusterError):
 
 class JobLostError(ClusterError):
     code = "job_lost"
+
+
+class TransferActorDiedError(ClusterError):
+    code = "actor_died"
 
 
 class ResourcesUnavailableError(ClusterError):

@@ -94,6 +94,10 @@ class WorkerSettings(BaseModel):
         default=10, gt=0, description="How often a supervising worker marks its runs alive (and saves their log "
         "tail); `syncmaster-ray run reconcile` settles runs whose mark is older than its --stale-seconds.",
     )
+    run_timeout_seconds: float = Field(
+        default=24 * 3600, ge=0, description="A run still going this long after it started (waiting for capacity "
+        "included) has its Ray job stopped and ends FAILED with `timed_out`. 0: no limit.",
+    )
 
 
 class RaySettings(BaseModel):

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from syncmaster_ray.errors import ResourcesUnavailableError, RunStopped
+from syncmaster_ray.errors import ResourcesUnavailableError, RunStopped, TransferActorDiedError
 from syncmaster_ray.outcome import classify
 
 log = logging.getLogger("syncmaster_ray.job")
@@ -122,7 +122,13 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
             )
             .remote(run_id)
         )
-        result = ray.get(actor.run.remote(group, plan.executor_bundle_indexes))
+        try:
+            result = ray.get(actor.run.remote(group, plan.executor_bundle_indexes))
+        except ray.exceptions.RayActorError:
+            raise TransferActorDiedError(
+                "the transfer actor (the Spark driver) died mid-run: its process was killed, ran out of memory "
+                "or lost its node"
+            ) from None
         if result["ok"]:
             result["metrics"] = {"capacity_wait_seconds": capacity_wait, **result["metrics"]}
         return result

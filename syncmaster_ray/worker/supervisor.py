@@ -37,6 +37,23 @@ class Verdict:
     code: str | None = None
     reason: str | None = None
 
+    @classmethod
+    def failed(cls, code: str, reason: str) -> Verdict:
+        return cls(Status.FAILED, code, reason)
+
+    @classmethod
+    def stopped(cls, reason: str) -> Verdict:
+        return cls(Status.STOPPED, "stopped", reason)
+
+
+@dataclass
+class Watch:
+    """What happened while a job was watched: its last snapshot and whether we stopped it, and why."""
+
+    snapshot: JobSnapshot
+    stop_requested: bool = False
+    timed_out: bool = False
+
 
 class RunSupervisor:
     def __init__(self, settings: AppSettings, repo: RunRepository) -> None:
@@ -79,8 +96,9 @@ class RunSupervisor:
             return True
         record = self.repo.get_record(run.id)
         if run.status == Status.SEND_STOP_SIGNAL and (record is None or record.submission_id is None):
-            self.repo.end_run(run.id, Status.STOPPED, from_statuses=(Status.SEND_STOP_SIGNAL.value,))
-            self.repo.record(run.id, error_code="stopped", reason="stopped before any worker took it")
+            verdict = Verdict.stopped("stopped before any worker took it")
+            self.repo.end_run(run.id, verdict.status, from_statuses=(Status.SEND_STOP_SIGNAL.value,))
+            self.repo.record(run.id, error_code=verdict.code, reason=verdict.reason)
             log.info("Run %s was stopped before it started: STOPPED", run.id)
             return False
         if run.status in ACTIVE_STATUSES and record is not None and record.submission_id == submission_id:
@@ -98,20 +116,31 @@ class RunSupervisor:
                 entrypoint=f"{self.settings.ray.job_python} -m syncmaster_ray.job --run-id {run_id}",
                 metadata={"syncmaster_run_id": str(run_id), "submitted_by": "syncmaster-ray"},
             )
-            snapshot, stop_requested = self._watch(jobs, run_id, submission_id)
+            watch = self._watch(jobs, run_id, submission_id)
         except SyncmasterRayError as exc:
-            code, reason = classify(exc, self._secrets())
-            return Verdict(Status.FAILED, code, reason)
-        verdict = self._judge(run_id, snapshot, stop_requested)
-        self._persist_logs(jobs, run_id, submission_id, snapshot)
+            return Verdict.failed(*classify(exc, self._secrets()))
+        verdict = self._judge(run_id, watch.snapshot, watch.stop_requested, timed_out=watch.timed_out)
+        self._persist_logs(jobs, run_id, submission_id, watch.snapshot)
         return verdict
 
-    def _watch(self, jobs: RayJobs, run_id: int, submission_id: str) -> tuple[JobSnapshot, bool]:
-        """Poll until the job ends, forwarding a stop request to Ray once and marking the run alive.
+    def _run_deadline(self, run_id: int) -> float | None:
+        """Monotonic time at which the run times out, counted from its ``started_at`` (a re-attaching worker
+        inherits the time already spent)."""
+        timeout = self.settings.worker.run_timeout_seconds
+        run = self.repo.get_run(run_id)
+        if not timeout or run is None or run.started_at is None:
+            return None
+        elapsed = (utcnow() - run.started_at).total_seconds()
+        return time.monotonic() + timeout - max(elapsed, 0.0)
+
+    def _watch(self, jobs: RayJobs, run_id: int, submission_id: str) -> Watch:
+        """Poll until the job ends, marking the run alive, and stop the job once: on a stop request, or when the
+        run timeout passes.
 
         An unreachable Jobs API (a head restarting) is waited out for ``ray_unreachable_grace_seconds``.
         """
-        stop_requested = False
+        stop_requested = timed_out = False
+        deadline = self._run_deadline(run_id)
         last_state: JobState | None = None
         unreachable_since: float | None = None
         next_heartbeat = 0.0
@@ -131,11 +160,16 @@ class RunSupervisor:
                 self.repo.record(run_id, ray_job_status=snapshot.state.value)
                 last_state = snapshot.state
             if snapshot.state.is_terminal():
-                return snapshot, stop_requested
-            if not stop_requested and self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
-                log.info("Run %s: stop requested, stopping Ray job %s", run_id, submission_id)
-                jobs.stop(submission_id)
-                stop_requested = True
+                return Watch(snapshot, stop_requested, timed_out)
+            if not (stop_requested or timed_out):
+                if self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
+                    log.info("Run %s: stop requested, stopping Ray job %s", run_id, submission_id)
+                    jobs.stop(submission_id)
+                    stop_requested = True
+                elif deadline is not None and time.monotonic() >= deadline:
+                    log.warning("Run %s: run timeout passed, stopping Ray job %s", run_id, submission_id)
+                    jobs.stop(submission_id)
+                    timed_out = True
             if time.monotonic() >= next_heartbeat:
                 self._heartbeat(jobs, run_id, submission_id, snapshot.state)
                 next_heartbeat = time.monotonic() + self.settings.worker.heartbeat_seconds
@@ -159,8 +193,8 @@ class RunSupervisor:
 
     def _reconcile_one(self, run_id: int, submission_id: str | None, slug: str) -> str:
         if submission_id is None:
-            verdict = Verdict(Status.FAILED, "worker_lost",
-                              "the worker that took the run was lost before it submitted the Ray job")
+            verdict = Verdict.failed("worker_lost", "the worker that took the run was lost before it submitted the "
+                                     "Ray job")
             self._finish(run_id, "-", verdict)
             return verdict.status.value
         try:
@@ -182,22 +216,27 @@ class RunSupervisor:
         self._finish(run_id, submission_id, verdict)
         return verdict.status.value
 
-    def _judge(self, run_id: int, snapshot: JobSnapshot, stop_requested: bool) -> Verdict:
+    def _judge(self, run_id: int, snapshot: JobSnapshot, stop_requested: bool, *, timed_out: bool = False
+               ) -> Verdict:
         """The one mapping from a Ray job's end to a SyncMaster status and reason."""
         if snapshot.state is JobState.SUCCEEDED:
             return Verdict(Status.FINISHED)
+        if timed_out and snapshot.state is not JobState.MISSING:
+            timeout = self.settings.worker.run_timeout_seconds
+            return Verdict.failed("timed_out", f"the run was still going after {timeout:g} s and was stopped "
+                                  "(SYNCMASTER__WORKER__RUN_TIMEOUT_SECONDS)")
         if snapshot.state is JobState.STOPPED and stop_requested:
-            return Verdict(Status.STOPPED, "stopped", "stopped on request")
+            return Verdict.stopped("stopped on request")
         if snapshot.state is JobState.MISSING:
             error = JobLostError("the Ray job is gone (was the Ray head restarted?)")
-            return Verdict(Status.FAILED, error.code, error.reason)
+            return Verdict.failed(error.code, error.reason)
         if snapshot.state is JobState.STOPPED:
-            return Verdict(Status.FAILED, "stopped_externally", "the Ray job was stopped outside SyncMaster")
+            return Verdict.failed("stopped_externally", "the Ray job was stopped outside SyncMaster")
         record = self.repo.get_record(run_id)
         if record is not None and record.reason:
-            return Verdict(Status.FAILED, record.error_code, record.reason)
+            return Verdict.failed(record.error_code, record.reason)
         message = redact(" ".join(snapshot.message.split()), self._secrets())[:1000]
-        return Verdict(Status.FAILED, "job_failed", f"the Ray job failed: {message or 'no message'}")
+        return Verdict.failed("job_failed", f"the Ray job failed: {message or 'no message'}")
 
     def _persist_logs(self, jobs: RayJobs, run_id: int, submission_id: str, snapshot: JobSnapshot) -> None:
         """Keep the job's message and log tail in our table: the Ray head forgets jobs when it restarts. A tail

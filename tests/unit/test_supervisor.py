@@ -56,9 +56,10 @@ def settings() -> AppSettings:
 @pytest.fixture
 def judge(sup: ModuleType, settings: AppSettings):
     def judge_(state: JobState, *, stop_requested: bool = False, message: str = "",
-               record: SimpleNamespace | None = None):
+               record: SimpleNamespace | None = None, timed_out: bool = False):
         repo = FakeRepo(record)
-        verdict = sup.RunSupervisor(settings, repo)._judge(RUN_ID, JobSnapshot(state, message), stop_requested)
+        verdict = sup.RunSupervisor(settings, repo)._judge(RUN_ID, JobSnapshot(state, message), stop_requested,
+                                                           timed_out=timed_out)
         return verdict, repo
 
     return judge_
@@ -138,3 +139,49 @@ def test_failed_with_stop_requested_still_reads_the_record(judge, Verdict):
     record = SimpleNamespace(reason="the run was stopped", error_code="stopped")
     verdict, _ = judge(JobState.FAILED, stop_requested=True, record=record)
     assert verdict == Verdict(Status.FAILED, "stopped", "the run was stopped")
+
+
+@pytest.mark.parametrize("state", [JobState.STOPPED, JobState.FAILED])
+def test_timed_out_is_failed_naming_the_setting(judge, Verdict, state):
+    record = SimpleNamespace(reason="the run was stopped", error_code="stopped")
+    verdict, _ = judge(state, timed_out=True, record=record)
+    assert verdict == Verdict(Status.FAILED, "timed_out", "the run was still going after 86400 s and was stopped "
+                              "(SYNCMASTER__WORKER__RUN_TIMEOUT_SECONDS)")
+
+
+def test_timed_out_but_succeeded_meanwhile_is_finished(judge, Verdict):
+    verdict, _ = judge(JobState.SUCCEEDED, timed_out=True)
+    assert verdict == Verdict(Status.FINISHED)
+
+
+def test_timed_out_job_that_vanished_is_job_lost(judge):
+    verdict, _ = judge(JobState.MISSING, timed_out=True)
+    assert verdict.code == "job_lost"
+
+
+class StartedRepo:
+    def __init__(self, started_at):
+        self.run = SimpleNamespace(started_at=started_at)
+
+    def get_run(self, run_id: int) -> SimpleNamespace:
+        return self.run
+
+
+def test_run_deadline_counts_from_started_at_so_a_reattaching_worker_inherits_the_time_spent(sup, settings):
+    from datetime import timedelta
+
+    from syncmaster_ray.db.repository import utcnow
+
+    settings.worker.run_timeout_seconds = 600
+    supervisor = sup.RunSupervisor(settings, StartedRepo(utcnow() - timedelta(seconds=400)))
+    remaining = supervisor._run_deadline(RUN_ID) - sup.time.monotonic()
+    assert 195 < remaining <= 200
+
+
+@pytest.mark.parametrize(("timeout", "started_at"), [(0, "now"), (600, None)])
+def test_no_run_deadline_without_a_timeout_or_a_start(sup, settings, timeout, started_at):
+    from syncmaster_ray.db.repository import utcnow
+
+    settings.worker.run_timeout_seconds = timeout
+    supervisor = sup.RunSupervisor(settings, StartedRepo(utcnow() if started_at else None))
+    assert supervisor._run_deadline(RUN_ID) is None

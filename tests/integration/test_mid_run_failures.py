@@ -1,0 +1,85 @@
+"""Runs that go wrong mid-way on the session cluster: a runaway run hitting the run timeout, and the transfer actor
+(the Spark driver) killed mid-write. Either way the run ends FAILED with its reason, the target keeps its old rows
+and nothing of the run is left on the cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from syncmaster_ray.cli.run import send_run_task
+from syncmaster_ray.handlers.postgres import staging_table_for
+from syncmaster_ray.ids import actor_name_for, placement_group_name_for
+from syncmaster_ray.local_cluster import LocalCeleryWorker
+from tests.fixtures.postgres_data import checksum, create_source, table_exists, unique_table
+from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
+from tests.fixtures.runs import start_and_wait, wait_for, wait_for_end
+from tests.integration.test_transfer_postgres import make_transfer
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+RUN_TIMEOUT_SECONDS = 15
+
+
+@pytest.fixture(scope="module")
+def timeout_queue(catalog):
+    return catalog.ensure_queue("e2e", "Timeout Queue")
+
+
+@pytest.fixture
+def source_and_target(data_db_url):
+    """A 1M-row source and a 50-row target whose checksum must survive a failed run."""
+    source, target = unique_table("src"), unique_table("dst")
+    create_source(data_db_url, source, rows=1_000_000)
+    create_source(data_db_url, target, rows=50)
+    return source, target, checksum(data_db_url, target, lowercase=False)
+
+
+def assert_nothing_of_the_run_is_left(ray_head, submission_id: str) -> None:
+    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 60, "every Spark JVM to exit")
+    actors = [a for a in alive_actors(ray_head.dashboard_url) if a.get("name") == actor_name_for(submission_id)]
+    groups = [g for g in live_placement_groups(ray_head.dashboard_url)
+              if g.get("name") == placement_group_name_for(submission_id)]
+    assert (actors, groups) == ([], [])
+
+
+def test_run_timeout_stops_a_runaway_run_and_fails_it_with_the_reason(
+    repo, catalog, timeout_queue, pg_connections, data_db_url, ray_head, app_env, tmp_path, source_and_target
+):
+    source, target, before = source_and_target
+    env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url,
+           "SYNCMASTER__WORKER__RUN_TIMEOUT_SECONDS": str(RUN_TIMEOUT_SECONDS)}
+    transfer = make_transfer(catalog, timeout_queue, pg_connections, source, target)
+    with LocalCeleryWorker(queues=timeout_queue.slug, env=env, log_path=tmp_path / "worker.log"):
+        run = start_and_wait(repo, transfer, timeout_queue.slug, timeout=300)
+
+    record = repo.get_record(run.id)
+    assert (run.status, record.error_code) == ("FAILED", "timed_out"), record.reason
+    assert f"{RUN_TIMEOUT_SECONDS} s" in record.reason and "SYNCMASTER__WORKER__RUN_TIMEOUT_SECONDS" in record.reason
+    assert record.ray_job_status == "STOPPED"
+    assert (run.ended_at - run.started_at).total_seconds() >= RUN_TIMEOUT_SECONDS
+    assert checksum(data_db_url, target, lowercase=False) == before
+    assert_nothing_of_the_run_is_left(ray_head, record.submission_id)
+
+
+def test_transfer_actor_killed_mid_write_fails_the_run_and_leaves_the_target_as_it_was(
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, source_and_target
+):
+    source, target, before = source_and_target
+    transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target)
+    run = repo.create_run(transfer.id)
+    send_run_task(run.id, e2e_queue.slug)
+    wait_for(lambda: table_exists(data_db_url, staging_table_for(target)), 300, "the write to start")
+    submission_id = repo.get_record(run.id).submission_id
+    actor = wait_for(lambda: next((a for a in alive_actors(ray_head.dashboard_url)
+                                   if a.get("name") == actor_name_for(submission_id)), None), 30, "the actor")
+
+    os.kill(int(actor["pid"]), signal.SIGKILL)  # as the OOM killer would
+    ended = wait_for_end(repo, run.id, timeout=180)
+
+    record = repo.get_record(run.id)
+    assert (ended.status, record.error_code) == ("FAILED", "actor_died"), record.reason
+    assert "transfer actor" in record.reason and "Traceback" not in record.reason
+    assert checksum(data_db_url, target, lowercase=False) == before
+    assert_nothing_of_the_run_is_left(ray_head, submission_id)
