@@ -15,18 +15,22 @@
 #   SYNCMASTER_RAY_VENV      venv to create/update            (default ~/syncmaster-ray)
 #   SYNCMASTER_RAY_DIST      directory holding the wheel      (default ~/syncmaster-ray-dist)
 #   SYNCMASTER_RAY_ENV_FILE  the node's settings file         (default /etc/syncmaster-ray/env)
+#   RAY_AUTH_TOKEN_PATH      the node's Ray token file        (default /etc/syncmaster-ray/ray-auth-token)
 #   PYTHON                   interpreter for the venv         (default python3, 3.11 on Debian 12)
 #
 # Secrets never pass through this script or ray-cluster.yaml: the operator installs the settings file on each node,
 # readable by the user Ray runs as and nobody else, e.g.
 #   sudo install -d -m 0755 /etc/syncmaster-ray
 #   sudo install -m 0600 -o "$USER" env /etc/syncmaster-ray/env
-# with at least SYNCMASTER__DATABASE__URL and SYNCMASTER__ENCRYPTION__SECRET_KEY (see .env.compose.example).
+# with at least SYNCMASTER__DATABASE__URL and SYNCMASTER__ENCRYPTION__SECRET_KEY (see .env.compose.example), and
+# the cluster's Ray token (Ray's token authentication; ray-cluster.yaml starts Ray with RAY_AUTH_MODE=token):
+#   sudo install -m 0600 -o "$USER" ray-auth-token /etc/syncmaster-ray/ray-auth-token
 set -euo pipefail
 
 VENV="${SYNCMASTER_RAY_VENV:-$HOME/syncmaster-ray}"
 DIST="${SYNCMASTER_RAY_DIST:-$HOME/syncmaster-ray-dist}"
 ENV_FILE="${SYNCMASTER_RAY_ENV_FILE:-/etc/syncmaster-ray/env}"
+TOKEN_FILE="${RAY_AUTH_TOKEN_PATH:-/etc/syncmaster-ray/ray-auth-token}"
 PYTHON="${PYTHON:-python3}"
 # The jars syncmaster_ray.settings.SparkSettings.jars points at by default.
 JARS=(/usr/share/java/postgresql.jar /usr/share/java/mariadb-java-client.jar)
@@ -101,6 +105,16 @@ except Exception as exc:  # ConfigError names the variable, never its value
     print(f"bootstrap-node: {exc}", file=sys.stderr)
     sys.exit(1)
 PY
+# 3b. The Ray token file: present, private and not empty (Ray aborts on an unreadable or empty RAY_AUTH_TOKEN_PATH,
+# and would refuse a node with another token). Its value is never printed.
+[ -f "$TOKEN_FILE" ] || die "Ray token file $TOKEN_FILE is missing; install it (mode 0600, owned by $(id -un)) first"
+[ -r "$TOKEN_FILE" ] || die "Ray token file $TOKEN_FILE is not readable by $(id -un), the user Ray runs as"
+[ -n "$(tr -d '[:space:]' < "$TOKEN_FILE")" ] || die "Ray token file $TOKEN_FILE is empty"
+case "$(stat -c '%a' "$TOKEN_FILE")" in
+  ?00|?40|?10|?50) ;;
+  *) log "warning: $TOKEN_FILE has mode $(stat -c '%a' "$TOKEN_FILE"); it is a secret, use 0600";;
+esac
+
 # 4. /tmp/ray writable: Ray's Java runtime (RayDP's app master, the Spark driver's JVM) unpacks its native library
 # into the fixed path /tmp/ray/<ms>, whatever `ray start --temp-dir` says. A /tmp/ray left by another user's Ray
 # (e.g. a `ray start` as root) would fail every transfer with "Couldn't make directory: /tmp/ray/...".

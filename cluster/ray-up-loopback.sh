@@ -12,16 +12,20 @@
 #      only, key logins of that user only) in a mount namespace with a private /tmp ($STATE/node-tmp), so the "node"
 #      has a /tmp of its own as a separate machine would (see "Node /tmp" below), and stopped at the end.
 #   2. wheel + settings: `pip wheel --no-deps -w dist .`, a fresh demo database on the local Postgres with a source
-#      table, and /etc/syncmaster-ray/env (0600, owned by the user) naming it, the broker and a fresh Fernet key.
+#      table, /etc/syncmaster-ray/env (0600, owned by the user) naming it, the broker and a fresh Fernet key, and
+#      /etc/syncmaster-ray/ray-auth-token (0600, owned by the user) with a fresh Ray token: the shipped start
+#      commands turn Ray's token authentication on with it.
 #   3. ray up: a loopback variant of ray-cluster.yaml, made by a small, explicit transformation (transform_config
 #      below: head_ip, worker_ips, ssh user/key, ports, --temp-dir; setup and start commands otherwise as shipped),
 #      and `ray up -y` run AS THE USER. The launcher SSHes to 127.0.0.1, which runs cluster/bootstrap-node.sh.
 #   4. transfer: `syncmaster-ray db upgrade`, two postgres connections and a transfer, a Celery worker on the
-#      transfer's queue (as root, from the repository venv) with SYNCMASTER__RAY__ADDRESS = the new dashboard, and
+#      transfer's queue (as root, from the repository venv) with SYNCMASTER__RAY__ADDRESS = the new dashboard and the
+#      token (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN_PATH), and
 #      `syncmaster-ray run start`; the run must end FINISHED with every row in the target table.
 #   5. ray down (as the user; every Ray process of the user must be gone afterwards), then the cleanup.
-# Cleanup (also after a failure): the Celery worker, the cluster (ray down), the demo database, the settings file
-# and the sshd this script started. The user, its key and its node venv (~/syncmaster-ray) stay, for faster re-runs.
+# Cleanup (also after a failure): the Celery worker, the cluster (ray down), the demo database, the settings and
+# token files and the sshd this script started. The user, its key and its node venv (~/syncmaster-ray) stay, for
+# faster re-runs.
 #
 # Node /tmp: Ray's Java runtime (RayDP's app master, the Spark driver's JVM) unpacks its native library into the fixed
 # path /tmp/ray/<ms>, whatever --temp-dir says. On this machine /tmp/ray belongs to root (other Ray clusters), so the
@@ -52,6 +56,7 @@ PG_ADMIN_URL="${PG_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 BROKER_URL="${BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 ENV_FILE=/etc/syncmaster-ray/env
 ENV_MARKER="# written by cluster/ray-up-loopback.sh"
+TOKEN_FILE=/etc/syncmaster-ray/ray-auth-token   # the path the shipped start commands give RAY_AUTH_TOKEN_PATH
 STATE=/var/lib/smr-ray-up-loopback          # sshd config, host key, pid file and logs of this script
 SUDOERS="/etc/sudoers.d/${RAY_USER}-apt"
 QUEUE=ray_up_loopback                       # queue name: its slug is what the Celery worker consumes
@@ -69,6 +74,7 @@ CLUSTER_UP=0
 CELERY_PID=""
 DB_CREATED=0
 ENV_WRITTEN=0
+TOKEN_WRITTEN=0
 FAILED=0
 
 log() { echo "[ray-up-loopback $(date +%H:%M:%S)] $*"; }
@@ -146,6 +152,10 @@ cleanup() {
   if [ "$DB_CREATED" = 1 ]; then
     log "dropping database $DB"
     psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null
+  fi
+  if [ "$TOKEN_WRITTEN" = 1 ] && cmp -s "$TOKEN_FILE" "$STATE/ray-auth-token"; then
+    log "removing $TOKEN_FILE"
+    rm -f "$TOKEN_FILE" "$STATE/ray-auth-token" "$STATE/ray-auth-header"
   fi
   if [ "$ENV_WRITTEN" = 1 ] && head -n 1 "$ENV_FILE" 2>/dev/null | grep -qF "$ENV_MARKER"; then
     log "removing $ENV_FILE"
@@ -300,6 +310,19 @@ chown "$RAY_USER:" "$ENV_FILE"
 chmod 0600 "$ENV_FILE"
 stat -c '%n %a %U' "$ENV_FILE"
 
+# The Ray token: a file only ($STATE keeps the copy that marks it as ours and the header file curl reads), never on
+# a command line. A token file this script did not write is not overwritten.
+if [ -e "$TOKEN_FILE" ] && ! cmp -s "$TOKEN_FILE" "$STATE/ray-auth-token"; then
+  die "$TOKEN_FILE exists and was not written by this script: refusing to overwrite it"
+fi
+TOKEN_WRITTEN=1
+umask_old=$(umask); umask 077
+"$PY" -c 'import secrets; print(secrets.token_hex(32))' > "$STATE/ray-auth-token"
+printf 'Authorization: Bearer %s\n' "$(cat "$STATE/ray-auth-token")" > "$STATE/ray-auth-header"
+umask "$umask_old"
+install -m 0600 -o "$RAY_USER" "$STATE/ray-auth-token" "$TOKEN_FILE"
+stat -c '%n %a %U' "$TOKEN_FILE"
+
 # ---------------------------------------------------------------------------------------------------------------------
 step "3. ray up (as $RAY_USER)"
 GCS_PORT=$(free_port)                 # 6379 is Redis on this machine
@@ -377,16 +400,22 @@ sed 's/\x1b\[[0-9;]*m//g' "$STATE/ray-up.log" | grep -E '^bootstrap-node:|Ray ru
 grep -q '^bootstrap-node: node ready' "$STATE/ray-up.log" || die "bootstrap-node.sh did not report a ready node"
 DASHBOARD="http://127.0.0.1:$DASHBOARD_PORT"
 for _ in $(seq 1 120); do
-  curl -fsS -o /dev/null "$DASHBOARD/api/jobs/" 2>/dev/null && break
+  curl -fsS -o /dev/null -H @"$STATE/ray-auth-header" "$DASHBOARD/api/jobs/" 2>/dev/null && break
   sleep 1
 done
-curl -fsS -o /dev/null "$DASHBOARD/api/jobs/" || die "the Jobs API at $DASHBOARD does not answer after ray up"
+curl -fsS -o /dev/null -H @"$STATE/ray-auth-header" "$DASHBOARD/api/jobs/" \
+  || die "the Jobs API at $DASHBOARD does not answer after ray up"
+code="$(curl -sS -o /dev/null -w '%{http_code}' "$DASHBOARD/api/jobs/" || true)"
+[ "$code" = 401 ] || die "the Jobs API answered $code without the token: token authentication is not on"
 [ -n "$(pgrep -u "$RAY_USER" -x raylet)" ] || die "no raylet of $RAY_USER runs after ray up"
 log "cluster up: Jobs API $DASHBOARD answers, raylet pid $(pgrep -u "$RAY_USER" -x raylet)"
-"$PY" - "$DASHBOARD" <<'PY'
+RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$TOKEN_FILE" "$PY" - "$DASHBOARD" <<'PY'
 import json, sys, urllib.request
 
-with urllib.request.urlopen(f"{sys.argv[1]}/api/v0/nodes?limit=10", timeout=10) as response:
+from syncmaster_ray.ray_client import dashboard_auth_headers
+
+request = urllib.request.Request(f"{sys.argv[1]}/api/v0/nodes?limit=10", headers=dashboard_auth_headers())
+with urllib.request.urlopen(request, timeout=10) as response:
     nodes = json.load(response)["data"]["result"]["result"]
 for node in nodes:
     cpus = node["resources_total"].get("CPU")
@@ -397,6 +426,7 @@ PY
 step "4. transfer through Celery and Ray"
 export SYNCMASTER_RAY_ENV_FILE="$ENV_FILE"   # the CLI and the worker read the same settings as the nodes
 export SYNCMASTER__RAY__ADDRESS="$DASHBOARD"
+export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$TOKEN_FILE"   # and the cluster's token, as every node has it
 SMR="$VENV/bin/syncmaster-ray"
 "$SMR" db upgrade
 url_part() {  # url_part host|port|database|username|password: a part of the demo database URL

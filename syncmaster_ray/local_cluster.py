@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncmaster_ray.ray_client import dashboard_auth_headers
+
 GiB = 1024**3
 
 
@@ -114,11 +116,25 @@ class LocalRayHead:
             command.append(f"--resources={self.resources}")
         return command
 
-    def start(self, timeout: float = 120) -> LocalRayHead:
-        Path(self.temp_dir).mkdir(parents=True, exist_ok=True)  # again after a stop (a restart)
+    def ray_env(self) -> dict[str, str]:
+        """The environment of this head's Ray processes and of the nodes that join it."""
         env = {**os.environ, **self.env}
         # The job entrypoint runs `python -m syncmaster_ray.job`: make `python` this interpreter.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        # Ray 2.60's `ray start --head` turns token authentication on by itself when RAY_AUTH_MODE is unset and a
+        # token file exists (~/.ray/auth_token, e.g. left by any `ray.init()` on this machine), while clients given
+        # an address (our worker, `status`) follow RAY_AUTH_MODE only: say it explicitly, so both always agree.
+        env.setdefault("RAY_AUTH_MODE", "disabled")
+        return env
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request to this head's dashboard (``{}`` without token authentication)."""
+        return dashboard_auth_headers(self.ray_env())
+
+    def start(self, timeout: float = 120) -> LocalRayHead:
+        Path(self.temp_dir).mkdir(parents=True, exist_ok=True)  # again after a stop (a restart)
+        env = self.ray_env()
         env.setdefault("RAY_DEDUP_LOGS", "0")
         log_path = self.log_path or Path(self.temp_dir) / "ray-start.log"
         with open(log_path, "ab") as log:
@@ -134,7 +150,8 @@ class LocalRayHead:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"ray start exited with {self.process.returncode}; see {log_path}")
             try:
-                with urllib.request.urlopen(f"{self.dashboard_url}/api/jobs/", timeout=2) as response:
+                request = urllib.request.Request(f"{self.dashboard_url}/api/jobs/", headers=self.auth_headers)
+                with urllib.request.urlopen(request, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
@@ -206,8 +223,7 @@ class LocalRayNode:
         return command
 
     def start(self, timeout: float = 120) -> LocalRayNode:
-        env = {**os.environ, **self.head.env}
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env = self.head.ray_env()
         log_path = Path(self.head.temp_dir) / f"ray-node-{free_port()}.log"
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -227,7 +243,9 @@ class LocalRayNode:
         import json
 
         try:
-            with urllib.request.urlopen(f"{self.head.dashboard_url}/api/v0/nodes?limit=100", timeout=5) as response:
+            request = urllib.request.Request(f"{self.head.dashboard_url}/api/v0/nodes?limit=100",
+                                             headers=self.head.auth_headers)
+            with urllib.request.urlopen(request, timeout=5) as response:
                 nodes = json.load(response)["data"]["result"]["result"]
         except (OSError, ValueError, KeyError):
             return 0

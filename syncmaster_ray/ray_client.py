@@ -8,15 +8,63 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from syncmaster_ray.errors import JobLostError, SubmitError
 from syncmaster_ray.redact import redact
 
 log = logging.getLogger(__name__)
 LOG_TAIL_CHARS = 20_000
+
+
+# --- Ray's token authentication (RAY_AUTH_MODE=token) -----------------------------------------------------------
+# Ray's own header helper (ray._private.authentication.http_token_authentication.get_auth_headers_if_auth_enabled)
+# is private, so this is the one place that reads the token; everything of ours that calls the dashboard over HTTP
+# (the Jobs API client, `status`, the local head's readiness check, the tests) uses these two functions.
+# tests/unit/test_ray_auth.py checks that they agree with Ray's helper.
+
+
+def ray_auth_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Ray token configured for a process with ``environ`` (default: this one's), found as Ray finds it:
+    ``RAY_AUTH_TOKEN``, else the file named by ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``; whitespace
+    stripped. None when there is none (whatever ``RAY_AUTH_MODE`` says: callers that redact want it anyway)."""
+    environ = os.environ if environ is None else environ
+    if token := environ.get("RAY_AUTH_TOKEN", "").strip():
+        return token
+    path = environ.get("RAY_AUTH_TOKEN_PATH") or Path(environ.get("HOME") or Path.home()) / ".ray" / "auth_token"
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def ray_auth_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Ray clients authenticate only when ``RAY_AUTH_MODE=token`` (Ray's rule for a client given an address)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("RAY_AUTH_MODE", "").strip().lower() == "token"
+
+
+def dashboard_auth_headers(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{"authorization": "Bearer <token>"}`` for requests to the Ray dashboard (Jobs API, state API) when token
+    authentication is on, else ``{}``."""
+    if not ray_auth_enabled(environ):
+        return {}
+    token = ray_auth_token(environ)
+    if token is None:
+        log.warning("RAY_AUTH_MODE=token but no Ray token was found (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                    "~/.ray/auth_token): the Ray dashboard will refuse our requests")
+        return {}
+    return {"authorization": f"Bearer {token}"}
+
+
+def ray_auth_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The Ray token, if any, for the lists of literal secrets scrubbed from reasons and logs."""
+    token = ray_auth_token(environ)
+    return (token,) if token else ()
 
 
 class JobState(enum.StrEnum):
@@ -54,9 +102,16 @@ class RayJobs:
 
         self.address = address
         try:
-            self._client = JobSubmissionClient(address)
-        except Exception as exc:  # ConnectionError, RuntimeError, ValueError
-            raise SubmitError(f"the Ray Jobs API at {redact(address)} cannot be reached: {redact(str(exc))}") from None
+            # Ray's client would add the same header itself under RAY_AUTH_MODE=token; ours says so explicitly.
+            self._client = JobSubmissionClient(address, headers=dashboard_auth_headers())
+        except Exception as exc:  # ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError
+            if type(exc).__name__ == "AuthenticationError":  # HTTP 401/403: Ray's text is long and names no variable
+                raise SubmitError(
+                    f"the Ray Jobs API at {redact(address)} refused our requests (token authentication): give the "
+                    "worker RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)"
+                ) from None
+            reason = redact(str(exc), ray_auth_secrets())
+            raise SubmitError(f"the Ray Jobs API at {redact(address)} cannot be reached: {reason}") from None
 
     def snapshot(self, submission_id: str) -> JobSnapshot:
         try:
@@ -83,7 +138,7 @@ class RayJobs:
             # A concurrent submit of the same id surfaces as an HTTP 500 RuntimeError, not a typed error.
             if self.snapshot(submission_id).state is not JobState.MISSING:
                 return False
-            raise SubmitError(f"Ray refused job {submission_id}: {redact(str(exc))}") from None
+            raise SubmitError(f"Ray refused job {submission_id}: {redact(str(exc), ray_auth_secrets())}") from None
         return True
 
     def stop(self, submission_id: str) -> None:
@@ -119,4 +174,4 @@ class RayJobs:
             self._client.delete_job(submission_id)
         except RuntimeError as exc:
             if not _is_not_found(exc):
-                log.warning("could not delete Ray job %s: %s", submission_id, redact(str(exc)))
+                log.warning("could not delete Ray job %s: %s", submission_id, redact(str(exc), ray_auth_secrets()))

@@ -7,11 +7,13 @@ minus the bundles of the placement groups that hold resources now. Runs come fro
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from syncmaster_ray.ray_client import dashboard_auth_headers
 from syncmaster_ray.redact import redact
 
 RESOURCE_KEYS = ("CPU", "memory")
@@ -77,6 +79,10 @@ def fetch_capacity(dashboard_url: str, timeout: float = 10) -> Capacity:
     try:
         nodes = _state_api(dashboard_url, "nodes", timeout)
         groups = _state_api(dashboard_url, "placement_groups", timeout)
+    except urllib.error.HTTPError as exc:
+        hint = (" (token authentication: set RAY_AUTH_MODE=token and the cluster's token, RAY_AUTH_TOKEN or "
+                "RAY_AUTH_TOKEN_PATH)" if exc.code in (401, 403) else "")
+        return Capacity(error=f"the Ray cluster at {redact(dashboard_url)} answered HTTP {exc.code}{hint}")
     except Exception as exc:  # the cluster may be down: the database part of the report still stands
         return Capacity(error=f"the Ray cluster at {redact(dashboard_url)} did not answer: {type(exc).__name__}")
     return capacity_from(nodes, groups)
@@ -84,7 +90,8 @@ def fetch_capacity(dashboard_url: str, timeout: float = 10) -> Capacity:
 
 def _state_api(dashboard_url: str, resource: str, timeout: float) -> list[dict[str, Any]]:
     url = f"{dashboard_url.rstrip('/')}/api/v0/{resource}?detail=1&limit=10000"
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    request = urllib.request.Request(url, headers=dashboard_auth_headers())
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.load(response)["data"]["result"]["result"]
 
 

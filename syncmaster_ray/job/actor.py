@@ -120,12 +120,15 @@ class TransferActor:
 
 
 def _secrets_of(settings: Any) -> tuple[str, ...]:
+    from syncmaster_ray.ray_client import ray_auth_secrets
+
     horizon_password = settings.hwm_store.password
     return (
         settings.secret_key,
         settings.database.url.get_secret_value(),
         settings.broker.url.get_secret_value(),
         *([horizon_password.get_secret_value()] if horizon_password else []),
+        *ray_auth_secrets(),  # the node's Ray token (token authentication)
     )
 
 

@@ -177,6 +177,16 @@ def test_worker_and_ray_nodes_have_the_required_settings_and_agree(services, mon
     assert all(environment == worker for environment in environments.values()), "Ray nodes and worker disagree"
 
 
+def test_ray_side_runs_with_token_auth_and_only_it_gets_the_token(services):
+    for name in RAY_SIDE:
+        environment = env_of(services[name])
+        assert environment.get("RAY_AUTH_MODE") == "token" and environment.get("RAY_AUTH_TOKEN"), name
+    for name in set(services) - set(RAY_SIDE):
+        assert "RAY_AUTH_TOKEN" not in env_of(services[name]), f"{name} gets the Ray token"
+    # The head's healthcheck asks the Jobs API with the token (without it the API answers 401).
+    assert "dashboard_auth_headers" in " ".join(services["ray-head"]["healthcheck"]["test"])
+
+
 def test_server_has_what_syncmaster_needs(services):
     environment = env_of(services["server"])
     for name in (*REQUIRED, "SYNCMASTER__AUTH__ACCESS_TOKEN__SECRET_KEY"):

@@ -14,6 +14,8 @@ import urllib.request
 
 import pytest
 
+from syncmaster_ray.ray_client import dashboard_auth_headers
+
 pytestmark = [pytest.mark.integration]
 
 
@@ -33,7 +35,8 @@ def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(
             match = re.search(r"Jobs API: (http://\S+)", line)
             dashboard = match[1] if match else None
         assert dashboard, "".join(lines)
-        with urllib.request.urlopen(f"{dashboard}/api/v0/nodes?detail=1", timeout=30) as response:
+        request = urllib.request.Request(f"{dashboard}/api/v0/nodes?detail=1", headers=dashboard_auth_headers())
+        with urllib.request.urlopen(request, timeout=30) as response:
             nodes = [n for n in json.load(response)["data"]["result"]["result"] if n["state"] == "ALIVE"]
         assert sorted(n["resources_total"]["CPU"] for n in nodes) == [1, 2, 2]
         assert all(n["resources_total"]["memory"] == 1024**3 for n in nodes)

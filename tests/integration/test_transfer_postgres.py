@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 
+from syncmaster_ray.ray_client import dashboard_auth_headers
 from tests.fixtures.postgres_data import (  # noqa: F401  (re-exported for the other e2e modules)
     CONNECTION_PASSWORD,
     checksum,
@@ -47,7 +48,8 @@ def make_transfer(catalog, e2e_queue, pg_connections, source_table: str, target_
 
 
 def job_info(dashboard_url: str, submission_id: str) -> dict:
-    with urllib.request.urlopen(f"{dashboard_url}/api/jobs/{submission_id}", timeout=10) as response:
+    request = urllib.request.Request(f"{dashboard_url}/api/jobs/{submission_id}", headers=dashboard_auth_headers())
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         return json.load(response)
 

@@ -79,5 +79,6 @@ def test_eight_runs_at_once_keep_the_worker_small(repo, catalog, footprint_queue
         record = repo.get_record(run.id)
         assert f"Run {run.id} finished in" in (record.log_tail or ""), record.log_tail
         with pytest.raises(urllib.error.HTTPError) as missing:
-            urllib.request.urlopen(f"{ray_head.dashboard_url}/api/jobs/{record.submission_id}", timeout=10)
+            urllib.request.urlopen(urllib.request.Request(f"{ray_head.dashboard_url}/api/jobs/{record.submission_id}",
+                                                          headers=ray_head.auth_headers), timeout=10)
         assert missing.value.code == 404

@@ -27,6 +27,7 @@ DOCKERFILE = REPO / "cluster" / "Dockerfile"
 COMPOSE = REPO / "compose.yaml"
 ENV_EXAMPLE = REPO / ".env.compose.example"
 NODE_ENV_FILE = "/etc/syncmaster-ray/env"
+NODE_TOKEN_FILE = "/etc/syncmaster-ray/ray-auth-token"
 DEFAULT_JARS = [DEFAULT_POSTGRES_JAR, DEFAULT_MARIADB_JAR]
 # Debian packages behind the default jars, and the JDK the stack runs on (shared/docs/stack-notes.md).
 NODE_PACKAGES = ["openjdk-17-jre-headless", "libpostgresql-jdbc-java", "libmariadb-java"]
@@ -163,6 +164,18 @@ def test_start_commands_read_settings_from_the_node_file_and_inline_no_secret(cl
         assert 'PATH="$HOME/syncmaster-ray/bin:$PATH"' in start, f"{key}: `python` must be the venv's for jobs"
     inlined = re.findall(r"SYNCMASTER__\w+\s*[=:]", yaml.safe_dump(cluster_config))  # comments may name them
     assert not inlined, f"ray-cluster.yaml sets {inlined}: settings belong in the node's {NODE_ENV_FILE}"
+
+
+def test_start_commands_turn_token_auth_on_with_the_node_token_file(cluster_config):
+    # Ray's token authentication: every node the same way, the token from a private file on the node (bootstrap
+    # refuses a node without it), never inlined here.
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(command for command in cluster_config[key] if "ray start" in command)
+        exported = start.split("&&")[0]
+        assert "RAY_AUTH_MODE=token" in exported and f"RAY_AUTH_TOKEN_PATH={NODE_TOKEN_FILE}" in exported, key
+    assert not re.search(r"RAY_AUTH_TOKEN\s*[=:]", yaml.safe_dump(cluster_config))
+    text = BOOTSTRAP.read_text()
+    assert NODE_TOKEN_FILE in text and "RAY_AUTH_TOKEN_PATH" in text
 
 
 def test_start_commands_enable_the_dashboard_and_metrics(cluster_config):
