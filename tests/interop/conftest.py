@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.fixtures.services import BROKER_URL, PG_ADMIN_URL
+from tests.fixtures.services import PG_ADMIN_URL
 from tests.fixtures.syncmaster_server import (
     SyncMasterClient,
     SyncMasterServer,
@@ -24,11 +24,6 @@ from tests.fixtures.syncmaster_server import (
 @pytest.fixture(scope="session")
 def syncmaster_python() -> Path:
     return ensure_syncmaster_venv()
-
-
-@pytest.fixture(scope="session")
-def broker_url() -> str:
-    return BROKER_URL
 
 
 @pytest.fixture(scope="module")
