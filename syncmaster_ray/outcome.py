@@ -27,6 +27,18 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"
 
 
+def error_with_cause(exc: BaseException) -> str:
+    """``RuntimeError: Connection is unavailable (PermanentError: 530 Authentication failed.)``: the error and the
+    innermost error that caused it."""
+    root = exc
+    seen = {id(root)}
+    while (nested := root.__cause__ or root.__context__) is not None and id(nested) not in seen:
+        seen.add(id(nested))
+        root = nested
+    text = short_error(exc)
+    return text if root is exc else f"{text} ({short_error(root)})"
+
+
 def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]:
     """``(code, reason)`` for the run record. Our errors keep their code; anything else is ``internal``."""
     if isinstance(exc, SyncmasterRayError):

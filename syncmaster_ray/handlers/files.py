@@ -44,7 +44,7 @@ from syncmaster_ray.handlers.formats import (
     parse_file_format,
     render_file_name,
 )
-from syncmaster_ray.outcome import short_error
+from syncmaster_ray.outcome import error_with_cause
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -146,18 +146,6 @@ def output_file_names(
     if len(set(result.values())) != len(result):
         raise InvalidParamsError("file_name_template gives two files the same name")
     return result
-
-
-def error_with_cause(exc: BaseException) -> str:
-    """``RuntimeError: Connection is unavailable (PermanentError: 530 Authentication failed.)``: the error and the
-    innermost error that caused it."""
-    root = exc
-    seen = {id(root)}
-    while (nested := root.__cause__ or root.__context__) is not None and id(nested) not in seen:
-        seen.add(id(nested))
-        root = nested
-    text = short_error(exc)
-    return text if root is exc else f"{text} ({short_error(root)})"
 
 
 @functools.cache

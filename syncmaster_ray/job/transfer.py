@@ -8,29 +8,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from syncmaster_ray.errors import SourceError, SyncmasterRayError, TargetError
+from syncmaster_ray.errors import InvalidParamsError, SourceError, SyncmasterRayError, TargetError
 from syncmaster_ray.handlers.registry import handler_class_for
 from syncmaster_ray.job.strategy import strategy_scope
-from syncmaster_ray.outcome import short_error
-from syncmaster_ray.spec import RunSpec
+from syncmaster_ray.outcome import error_with_cause
+from syncmaster_ray.spec import ConnectionSpec, RunSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from syncmaster_ray.handlers.base import Handler
+    from syncmaster_ray.handlers.base import Handler, Role
 
 log = logging.getLogger(__name__)
 
 
 def build_handlers(spec: RunSpec) -> tuple[Handler, Handler]:
     """Validate both sides' params and build their handlers; needs no Spark."""
-    source = handler_class_for(spec.source_params["type"])(
-        connection=spec.source, params=spec.source_params, spec=spec, role="source"
-    )
-    target = handler_class_for(spec.target_params["type"])(
-        connection=spec.target, params=spec.target_params, spec=spec, role="target"
-    )
-    return source, target
+    return (_handler(spec, spec.source, spec.source_params, "source"),
+            _handler(spec, spec.target, spec.target_params, "target"))
+
+
+def _handler(spec: RunSpec, connection: ConnectionSpec, params: dict[str, Any], role: Role) -> Handler:
+    """The handler of the connection's type; the params must be of that type too (SyncMaster's server checks it,
+    a row edited by hand may not)."""
+    handler_class = handler_class_for(connection.type)
+    if params.get("type") != connection.type:
+        raise InvalidParamsError(f"{role}_params.type is {params.get('type')!r} but the {role} connection "
+                                 f"{connection.name!r} is of type {connection.type!r}")
+    return handler_class(connection=connection, params=params, spec=spec, role=role)
 
 
 @contextmanager
@@ -49,7 +54,7 @@ def _blame(error: type[SyncmasterRayError], what: str) -> Iterator[None]:
     except SyncmasterRayError:
         raise
     except Exception as exc:
-        raise error(f"{what} failed: {short_error(exc)}") from exc
+        raise error(f"{what} failed: {error_with_cause(exc)}") from exc
 
 
 def perform_transfer(spark: SparkSession, source: Handler, target: Handler, store: Any) -> dict[str, Any]:

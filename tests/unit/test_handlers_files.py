@@ -21,7 +21,6 @@ from syncmaster_ray.handlers.files import (
     FileHandler,
     RemoteFileHandler,
     directory_path_of,
-    error_with_cause,
     file_filters_of,
     is_spark_metadata_file,
     onetl_file_filters,
@@ -38,6 +37,7 @@ from syncmaster_ray.handlers.formats import (
 from syncmaster_ray.handlers.hdfs import HDFSHandler, register_hdfs_clusters
 from syncmaster_ray.handlers.registry import handler_class_for
 from syncmaster_ray.job.placement import placement_strategy
+from syncmaster_ray.outcome import error_with_cause
 from syncmaster_ray.settings import HDFSClusterSettings, get_settings
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
 

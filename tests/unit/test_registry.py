@@ -201,3 +201,29 @@ def test_bad_transformation_is_invalid_params():
     transformations = ({"type": "dataframe_rows_filter", "filters": [{"type": "equal", "field": "a"}]},)
     with pytest.raises(InvalidParamsError, match="needs a 'value'"):
         build(run_spec(transformations=transformations))
+
+
+# --- connection type against params type ---------------------------------------------------------------------------
+
+def test_params_of_another_type_than_the_connection_are_refused():
+    from syncmaster_ray.job.transfer import build_handlers
+
+    spec = run_spec(source_params={"type": "mysql", "table_name": "db.orders"})
+    with pytest.raises(InvalidParamsError, match=r"source_params.type is 'mysql' but the source connection "
+                                                 r"'pg_src' is of type 'postgres'"):
+        build_handlers(spec)
+
+
+def test_an_unknown_connection_type_is_named_even_when_the_params_say_otherwise():
+    from syncmaster_ray.job.transfer import build_handlers
+
+    connection = pg_connection().model_copy(update={"type": "nosuchdb"})
+    with pytest.raises(UnsupportedConnectionTypeError, match="unknown connection type 'nosuchdb'"):
+        build_handlers(run_spec(source=connection))
+
+
+def test_matching_types_build_both_handlers():
+    from syncmaster_ray.job.transfer import build_handlers
+
+    source, target = build_handlers(run_spec())
+    assert (type(source), type(target)) == (PostgresHandler, PostgresHandler)

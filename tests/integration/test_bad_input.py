@@ -1,0 +1,180 @@
+"""Bad input through the whole pipeline: each case ends its run FAILED with a specific reason (never a traceback,
+never a secret), or is skipped without touching anything when there is no run to act on; and the same worker then
+takes the next run. Missing source tables and formats without their jar are covered in test_transfer_postgres and
+test_transfer_files."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+import urllib.error
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+from syncmaster_ray.cli.run import send_run_task
+from syncmaster_ray.db.models import Status
+from syncmaster_ray.ids import submission_id_for
+from syncmaster_ray.settings import get_settings
+from tests.fixtures.postgres_data import CONNECTION_PASSWORD, checksum, connection_data, create_source, unique_table
+from tests.fixtures.runs import start_and_wait, wait_for
+from tests.integration.test_transfer_postgres import job_info, make_transfer
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+MARIADB_USER = f"smr_badpw_{secrets.token_hex(3)}"
+MARIADB_PASSWORD = f"Right-{secrets.token_hex(6)}"
+WRONG_PASSWORD = f"Wrong-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """How to spoil a good transfer, and the code and reason fragments its run must end with."""
+
+    spoil: str
+    code: str
+    reason_parts: tuple[str, ...]
+
+
+CASES = {
+    "missing auth_data": BadInput("delete_source_auth", "credentials", ("has no auth_data row",)),
+    "wrong Fernet key": BadInput("source_with_other_key", "credentials",
+                                 ("cannot be decrypted", "SYNCMASTER__ENCRYPTION__SECRET_KEY")),
+    "source_params not an object": BadInput("source_params_list", "invalid_params",
+                                            ("source_params must be a JSON object", "list")),
+    "target_params without table_name": BadInput("target_params_no_table", "invalid_params",
+                                                 ("table_name", "None")),
+    "resources malformed": BadInput("resources_text", "invalid_params", ("resources", "max_parallel_tasks")),
+    "params of another type than the connection": BadInput(
+        "source_params_mysql", "invalid_params", ("source_params.type is 'mysql'", "of type 'postgres'")),
+    "unknown connection type": BadInput("source_type_unknown", "unsupported_connection_type", ("nosuchdb",)),
+    "unreachable host": BadInput("source_port_closed", "source", ("Connection is unavailable", "refused")),
+    "wrong password": BadInput("mariadb_wrong_password", "source", ("Access denied", MARIADB_USER)),
+}
+
+
+@pytest.fixture(scope="module")
+def mariadb_user():
+    """A MariaDB account with a real password: Postgres here trusts every login, so a wrong password needs MariaDB."""
+    def sql(statement: str) -> None:
+        subprocess.run(["mariadb", "-uroot", "-e", statement], check=True)
+
+    sql(f"CREATE USER '{MARIADB_USER}'@'%' IDENTIFIED BY '{MARIADB_PASSWORD}'")
+    try:
+        yield MARIADB_USER
+    finally:
+        sql(f"DROP USER IF EXISTS '{MARIADB_USER}'@'%'")
+
+
+@pytest.fixture(scope="module")
+def source_table(data_db_url) -> str:
+    table = unique_table("bad_src")
+    create_source(data_db_url, table, rows=100)
+    return table
+
+
+def new_connection(catalog, app_env, type_: str, data: dict[str, Any], auth: dict[str, Any],
+                   secret_key: str | None = None):
+    return catalog.create_connection(group_name="e2e", name=f"bad_{secrets.token_hex(4)}", type_=type_, data=data,
+                                     auth=auth, secret_key=secret_key or app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"])
+
+
+@pytest.fixture
+def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_db_url, source_table, request):
+    """A good Postgres -> Postgres transfer, then spoiled as its case says."""
+
+    def build(spoil: str):
+        transfer = make_transfer(catalog, e2e_queue, pg_connections, source_table, unique_table("bad_dst"))
+        data, auth = connection_data(data_db_url)
+        spoilers: dict[str, Callable[[], dict[str, Any]]] = {
+            "delete_source_auth": lambda: {"source_connection_id": new_connection(catalog, app_env, "postgres",
+                                                                                  data, auth).id},
+            "source_with_other_key": lambda: {"source_connection_id": new_connection(
+                catalog, app_env, "postgres", data, auth, secret_key=Fernet.generate_key().decode()).id},
+            "source_params_list": lambda: {"source_params": ["postgres", source_table]},
+            "source_params_mysql": lambda: {"source_params": {"type": "mysql", "table_name": "db.orders"}},
+            "target_params_no_table": lambda: {"target_params": {"type": "postgres"}},
+            "resources_text": lambda: {"resources": {"max_parallel_tasks": "lots", "cpu_cores_per_task": 1,
+                                                     "ram_bytes_per_task": 1024**3}},
+            "source_type_unknown": lambda: {"source_connection_id": new_connection(catalog, app_env, "nosuchdb",
+                                                                                   data, auth).id},
+            "source_port_closed": lambda: {"source_connection_id": new_connection(
+                catalog, app_env, "postgres", {**data, "port": 9}, auth).id},
+            "mariadb_wrong_password": lambda: {
+                "source_connection_id": new_connection(
+                    catalog, app_env, "mysql", {"host": "127.0.0.1", "port": 3306, "database_name": "mysql",
+                                                "additional_params": {}},
+                    {"type": "basic", "user": request.getfixturevalue("mariadb_user"), "password": WRONG_PASSWORD},
+                ).id,
+                "source_params": {"type": "mysql", "table_name": "mysql.user"},
+            },
+        }
+        changes = spoilers[spoil]()
+        with engine.begin() as conn:
+            for column, value in changes.items():
+                statement = text(f"UPDATE transfer SET {column} = :value WHERE id = :id")
+                if not column.endswith("_id"):
+                    statement = text(f"UPDATE transfer SET {column} = CAST(:value AS json) WHERE id = :id")
+                    value = json.dumps(value)
+                conn.execute(statement, {"value": value, "id": transfer.id})
+            if spoil == "delete_source_auth":
+                conn.execute(text("DELETE FROM auth_data WHERE connection_id = :id"),
+                             {"id": changes["source_connection_id"]})
+        return transfer
+
+    return build
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_bad_input_fails_the_run_with_its_specific_reason(case, repo, e2e_queue, spoiled_transfer, app_env,
+                                                          ray_head, celery_worker):
+    run = start_and_wait(repo, spoiled_transfer(case.spoil), e2e_queue.slug, timeout=300)
+
+    record = repo.get_record(run.id)
+    assert (run.status, record.error_code) == ("FAILED", case.code), record.reason
+    assert run.ended_at is not None
+    for part in case.reason_parts:
+        assert part in record.reason, record.reason
+    assert "Traceback" not in record.reason and "\n" not in record.reason
+    for secret in (CONNECTION_PASSWORD, WRONG_PASSWORD, MARIADB_PASSWORD,
+                   app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"]):
+        assert secret not in f"{record.reason} {record.job_message} {record.log_tail}"
+
+
+@pytest.mark.parametrize("make_run", ["unknown run id", "run already FINISHED"])
+def test_a_task_without_a_created_run_is_skipped_and_submits_no_job(make_run, repo, catalog, e2e_queue,
+                                                                   pg_connections, ray_head, celery_worker):
+    if make_run == "unknown run id":
+        run_id = 2_000_000_000 + secrets.randbelow(100_000_000)
+    else:
+        run_id = repo.create_run(make_transfer(catalog, e2e_queue, pg_connections, unique_table("s"),
+                                               unique_table("t")).id).id
+        assert repo.end_run(run_id, Status.FINISHED, from_statuses=(Status.CREATED.value,))
+    log_size = celery_worker.log_path.stat().st_size
+    send_run_task(run_id, e2e_queue.slug)
+
+    wait_for(lambda: f"Run {run_id} " in celery_worker.log_path.read_text(errors="replace")[log_size:], 60,
+             "the worker to take the task")
+    log = celery_worker.log_path.read_text(errors="replace")[log_size:]
+    assert ("not found: nothing to do" if make_run == "unknown run id" else "not ours to run, skipped") in log
+    time.sleep(2)  # a wrongly submitted job would show up by now
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        job_info(ray_head.dashboard_url, submission_id_for(run_id, get_settings().job_namespace))
+    assert missing.value.code == 404
+    if make_run != "unknown run id":
+        assert repo.get_run(run_id).status == "FINISHED" and repo.get_record(run_id) is None
+
+
+def test_after_every_bad_input_the_same_worker_takes_the_next_run(repo, catalog, e2e_queue, pg_connections,
+                                                                   data_db_url, source_table, celery_worker):
+    target = unique_table("after_bad")
+    run = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, source_table, target),
+                         e2e_queue.slug)
+    assert run.status == "FINISHED", repo.get_record(run.id).reason
+    assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source_table, lowercase=False)
+    assert celery_worker.process.poll() is None
