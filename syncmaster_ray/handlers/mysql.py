@@ -5,22 +5,37 @@ operator use MariaDB Connector/J instead (``org.mariadb.jdbc.Driver``): the conn
 ``jdbc:mysql://`` URL, which Connector/J 2.x accepts as is and 3.x with ``permitMysqlScheme``, so Spark still
 picks its MySQL dialect. ``auto`` (the default) takes MySQL's driver when it is on the classpath, else MariaDB's.
 
-Checked with Connector/J 2.7.6 against MariaDB 10.11: ``check()``, ``fetch``, ``sql``, ``DBReader`` and ``DBWriter``
-work. onETL's ``execute()`` does not (it uses ``prepareCall``, which Connector/J accepts only for ``{call ...}``);
-transfers never call it.
+Checked with Connector/J 2.7.6 against MariaDB 10.11: ``check()``, ``fetch``, ``sql``, ``DBReader``, ``DBWriter``
+and ``execute()`` work. onETL's ``execute()`` runs every statement through ``prepareCall``, which MariaDB's
+Connector/J accepts only for ``{call ...}``/``CALL ...``; ``MySQLWithMariaDBDriver`` runs the others as a plain
+``java.sql.Statement`` (onETL's own ``GENERIC`` statement type, as its ClickHouse connection does).
+
+Writes never leave a half-written target (``staging``): rows go to ``<table>__smr_staging``, then
+
+- replace: ``RENAME TABLE target TO target__smr_old, staging TO target`` (one atomic statement), then
+  ``DROP TABLE target__smr_old``; with no target yet, ``RENAME TABLE staging TO target``;
+- append (``appends``): ``INSERT INTO target (cols) SELECT cols FROM staging`` (one statement, so atomic with
+  InnoDB under autocommit), then ``DROP TABLE staging``; with no target yet, the rename as for replace.
+
+A run killed before that statement leaves the target as it was (and maybe the staging table); after it, the
+target is complete (and maybe ``__smr_old`` or the staging table is left). The next run drops both leftovers
+before writing. MySQL DDL is not transactional, hence one statement per step rather than a transaction.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from syncmaster_ray.handlers import staging as staged_writes
 from syncmaster_ray.handlers import transforms
 from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler, java_class
+from syncmaster_ray.handlers.staging import OLD_SUFFIX, STAGING_SUFFIX, StagedWriteMixin, Swap
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -31,6 +46,9 @@ MYSQL_DRIVER_CLASS = "com.mysql.cj.jdbc.Driver"
 MARIADB_DRIVER_CLASS = "org.mariadb.jdbc.Driver"
 # Connector/J 3.x accepts jdbc:mysql: only when the URL contains this; 2.x ignores it.
 MARIADB_MYSQL_SCHEME_FLAG = "permitMysqlScheme"
+# What MariaDB's Connector/J accepts in ``prepareCall``: ``{call p(?)}``, ``{? = call f(?)}``, ``CALL p()``.
+CALL_STATEMENT = re.compile(r"^\s*(\{\s*)?(\?\s*=\s*)?call\b", re.IGNORECASE)
+MAX_IDENTIFIER = 64  # MySQL's limit (in characters; staging_table_for counts bytes, which is stricter)
 
 Driver = Literal["mysql", "mariadb"]
 
@@ -53,6 +71,10 @@ def choose_driver(setting: str, class_available: Callable[[str], bool]) -> Drive
     return "mariadb"
 
 
+def is_call(statement: str) -> bool:
+    return CALL_STATEMENT.match(statement) is not None
+
+
 def mariadb_jdbc_url(url: str) -> str:
     """onETL's ``jdbc:mysql://`` URL with ``permitMysqlScheme`` added (a no-op for Connector/J 2.x)."""
     if MARIADB_MYSQL_SCHEME_FLAG in url:
@@ -64,9 +86,18 @@ def mariadb_jdbc_url(url: str) -> str:
 def mariadb_connection_class() -> type:
     """onETL's ``MySQL`` with MariaDB Connector/J as its driver; otherwise identical (name, URL, dialect)."""
     from onetl.connection import MySQL
+    from onetl.connection.db_connection.jdbc_mixin import JDBCStatementType
 
     class MySQLWithMariaDBDriver(MySQL):
         DRIVER = MARIADB_DRIVER_CLASS
+
+        @staticmethod
+        def _build_statement(statement: str, statement_type: Any, jdbc_connection: Any, statement_args: Any) -> Any:
+            # execute() asks for prepareCall, which this driver refuses but for calls: DDL and DML then go through
+            # a plain Statement (onETL's executeUpdate path). fetch() keeps its PreparedStatement.
+            if statement_type == JDBCStatementType.CALL and not is_call(statement):
+                statement_type = JDBCStatementType.GENERIC
+            return MySQL._build_statement(statement, statement_type, jdbc_connection, statement_args)
 
         @property
         def jdbc_url(self) -> str:
@@ -82,11 +113,13 @@ def mariadb_connection_class() -> type:
     return MySQLWithMariaDBDriver
 
 
-class MySQLHandler(JDBCHandler):
+class MySQLHandler(StagedWriteMixin, JDBCHandler):
     connection_type = "mysql"
     connection_model = MySQLConnection
     dialect = transforms.MYSQL
     maven_packages = ("com.mysql:mysql-connector-j:9.7.0",)
+    max_identifier_length = MAX_IDENTIFIER
+    leftover_suffixes = (STAGING_SUFFIX, OLD_SUFFIX)
     driver: Driver = "mysql"
 
     def onetl_connection_class(self) -> type:
@@ -96,7 +129,6 @@ class MySQLHandler(JDBCHandler):
 
         return MySQL
 
-
     def make_connection(self, spark: SparkSession) -> Any:
         from syncmaster_ray.settings import get_settings
 
@@ -105,3 +137,30 @@ class MySQLHandler(JDBCHandler):
         log.info("MySQL connection %r uses the %s JDBC driver", self.connection_spec.name, self.driver)
         return super().make_connection(spark)
 
+
+    def target_exists(self) -> bool:
+        return bool(self.connection.fetch(self.target_exists_query()).collect()[0][0])
+
+    def target_exists_query(self) -> str:
+        schema, _, table = self.table_name.rpartition(".")
+        in_schema = self.dialect.literal(schema) if schema else "DATABASE()"
+        return (f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = {in_schema} "
+                f"AND table_name = {self.dialect.literal(table)}")
+
+    def swap(self, staging: str, columns: Sequence[str], *, target_exists: bool | None) -> Swap:
+        """One atomic statement each (MySQL DDL commits on its own, so no transaction could span two)."""
+        target, stage = self.quote_table(self.table_name), self.quote_table(staging)
+        if not target_exists:
+            return Swap(commit=f"RENAME TABLE {stage} TO {target}")
+        if self.appends:
+            names = self.quoted_columns(columns)
+            return Swap(commit=f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage}",
+                        cleanup=(self.drop_statement(staging),))
+        old = self.side_table(OLD_SUFFIX)
+        return Swap(commit=f"RENAME TABLE {target} TO {self.quote_table(old)}, {stage} TO {target}",
+                    cleanup=(self.drop_statement(old),))
+
+
+def staging_table_for(table_name: str, suffix: str = STAGING_SUFFIX) -> str:
+    """``db.table`` -> ``db.table__smr_staging`` (or another suffix), within MySQL's 64-character names."""
+    return staged_writes.staging_table_for(table_name, MAX_IDENTIFIER, suffix)

@@ -9,8 +9,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.fixtures.mysql_data import mariadb, mysql_fingerprint, postgres_fingerprint, table_exists, tables_like
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
-from tests.fixtures.runs import start_and_wait
+from tests.fixtures.ray_cluster import spark_jvms
+from tests.fixtures.runs import ended, start_and_wait, wait_for
 from tests.integration.test_transfer_postgres import connection_data
 
 pytestmark = [pytest.mark.integration]
@@ -105,6 +107,72 @@ def mysql(catalog, app_env):
         )
     finally:
         subprocess.run(["mariadb", "-uroot", "-e", f"DROP DATABASE IF EXISTS {MYSQL_DB}"], check=True)
+
+
+# Enough rows that the write into MariaDB is still going when the stop lands.
+MYSQL_STOP_ROWS = 500_000
+
+
+def test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it(
+    repo, catalog, e2e_queue, pg, mysql, data_db_url, ray_head, celery_worker
+):
+    """Rows go to a staging table renamed in at the end: stopped mid-write, the old MySQL target is untouched."""
+    from syncmaster_ray.cli.run import send_run_task
+    from syncmaster_ray.handlers.mysql import staging_table_for
+
+    source, name = unique_table("my_src"), f"dst_{secrets.token_hex(4)}"
+    target = f"{MYSQL_DB}.{name}"
+    create_source(data_db_url, source, rows=MYSQL_STOP_ROWS)
+    with psycopg.connect(data_db_url, autocommit=True) as conn:  # MySQL TIMESTAMPs end in 2038
+        conn.execute(f"UPDATE {source} SET local_ts = local_ts - (\"Id\" / 100000 * 100000) * interval '17 minutes', "
+                     f"event_at = event_at - (\"Id\" / 100000 * 100000) * interval '1 hour' WHERE \"Id\" > 100000")
+    mariadb(f"CREATE TABLE {target} (id INT PRIMARY KEY, name TEXT); "
+            f"INSERT INTO {target} SELECT seq, CONCAT('old ', seq) FROM {MYSQL_DB}.seq_1_to_50")
+    before = mariadb(f"SELECT * FROM {target} ORDER BY id; CHECKSUM TABLE {target}")
+    transfer = make_transfer(catalog, e2e_queue, pg, mysql, {"type": "postgres", "table_name": source},
+                             {"type": "mysql", "table_name": target})
+    run = repo.create_run(transfer.id)
+    send_run_task(run.id, e2e_queue.slug)
+    wait_for(lambda: table_exists(staging_table_for(target)), 300, "the write to start")
+
+    repo.request_stop(run.id)
+    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
+
+    assert final.status == "STOPPED", repo.get_record(run.id).reason
+    assert mariadb(f"SELECT * FROM {target} ORDER BY id; CHECKSUM TABLE {target}") == before
+    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
+    # The next run drops what the killed one left and renames its own staging table in.
+    again = start_and_wait(repo, transfer, e2e_queue.slug)
+    assert_finished(repo, again)
+    assert mysql_fingerprint(target) == postgres_fingerprint(data_db_url, source)
+    assert tables_like(MYSQL_DB, name) == [name]  # neither __smr_staging nor __smr_old is left
+
+
+def test_mysql_incremental_run_appends_to_the_rows_already_there(
+    repo, catalog, e2e_queue, pg, mysql, data_db_url, ray_head, celery_worker
+):
+    source, name = unique_table("my_inc"), f"inc_{secrets.token_hex(4)}"
+    target = f"{MYSQL_DB}.{name}"
+    create_source(data_db_url, source, rows=100)
+    transfer = make_transfer(catalog, e2e_queue, pg, mysql, {"type": "postgres", "table_name": source},
+                             {"type": "mysql", "table_name": target},
+                             strategy={"type": "incremental", "increment_by": "Id"})
+
+    first = start_and_wait(repo, transfer, e2e_queue.slug)  # no target yet: the staging table becomes it
+    assert_finished(repo, first)
+    # Rows with a NULL increment column are below any HWM, as in the Postgres incremental test.
+    assert mysql_fingerprint(target) == postgres_fingerprint(data_db_url, source, '"Id" IS NOT NULL')
+    with psycopg.connect(data_db_url, autocommit=True) as conn:
+        conn.execute(f'INSERT INTO {source} ("Id", "Name") SELECT g, \'new \' || g FROM generate_series(101, 150) g')
+    mariadb(f"INSERT INTO {target} (id, name) VALUES (100000, 'only in the target')")
+
+    second = start_and_wait(repo, transfer, e2e_queue.slug)  # the HWM moved: appended from the staging table
+
+    assert_finished(repo, second)
+    ids = [int(row[0]) for row in mariadb(f"SELECT id FROM {target} WHERE id IS NOT NULL ORDER BY id")]
+    assert ids == [-1, *range(1, 151), 100000]
+    assert mariadb(f"SELECT name FROM {target} WHERE id = 100000") == [["only in the target"]]
+    assert tables_like(MYSQL_DB, name) == [name]
 
 
 @pytest.mark.parametrize("middle", ["mysql", "hive"])

@@ -728,7 +728,16 @@ def test_mysql_driver_setting(monkeypatch):
         get_settings()
 
 
-# --- Postgres targets: staging table swapped in one statement ----------------------------------------------------
+# --- Staged writes: Postgres and MySQL targets get a staging table swapped in atomically ---------------------------
+
+
+def appending(handler: Any) -> Any:
+    """The handler as in an incremental run whose HWM already moved (``appends``)."""
+    handler.previous_hwm = type("HWM", (), {"value": 5})()
+    handler.spec = handler.spec.model_copy(update={"strategy": handler.spec.strategy.model_copy(
+        update={"type": "incremental", "increment_by": "id"})})
+    assert handler.appends
+    return handler
 
 
 def test_postgres_staging_table_sits_next_to_the_target_within_63_bytes():
@@ -742,19 +751,220 @@ def test_postgres_staging_table_sits_next_to_the_target_within_63_bytes():
     assert staged != staging_table_for(f"s.{long}x")  # the hash keeps long names apart
 
 
+@pytest.mark.parametrize("max_length", [63, 64])
+@pytest.mark.parametrize("suffix", ["__smr_staging", "__smr_old"])
+def test_staging_table_names_fit_the_limit_and_keep_long_names_apart(max_length, suffix):
+    from syncmaster_ray.handlers.staging import staging_table_for
+
+    assert staging_table_for("db.orders", max_length, suffix) == f"db.orders{suffix}"
+    assert staging_table_for("orders", max_length, suffix) == f"orders{suffix}"
+    exact = "t" * (max_length - len(suffix))
+    assert staging_table_for(f"db.{exact}", max_length, suffix) == f"db.{exact}{suffix}"  # fits: kept as is
+    for table in (exact + "t", "t" * 200, "ü" * 40):
+        staged = staging_table_for(f"db.{table}", max_length, suffix)
+        name = staged.split(".", 1)[1]
+        assert staged.startswith("db.") and name.endswith(suffix) and len(name.encode()) <= max_length
+        assert staged != staging_table_for(f"db.{table}x", max_length, suffix)
+    assert staging_table_for("db." + "t" * 60, 64, suffix) != staging_table_for("db." + "t" * 60, 63, suffix)
+
+
+def test_mysql_side_tables_fit_mysql_64_character_names():
+    from syncmaster_ray.handlers.mysql import staging_table_for
+
+    assert staging_table_for("shop.orders") == "shop.orders__smr_staging"
+    assert staging_table_for("shop.orders", "__smr_old") == "shop.orders__smr_old"
+    table = "t" * 51  # 51 + 13 = 64: still fits MySQL, one byte too many for Postgres
+    assert staging_table_for(f"shop.{table}") == f"shop.{table}__smr_staging"
+    handler = build(connection("mysql"), role="target", table_name=f"shop.{table}")
+    assert handler.side_table() == f"shop.{table}__smr_staging"
+    assert len(handler.side_table("__smr_old").split(".")[1]) <= 64
+
+
 def test_postgres_full_run_swaps_the_staging_table_for_the_target_in_one_statement():
     handler = build(connection("postgres"), role="target", table_name="sales.Orders")
-    sql = handler.swap_statement("sales.Orders__smr_staging", ["id", "name"])
-    assert sql == ('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."Orders"; '
-                   'ALTER TABLE "sales"."Orders__smr_staging" RENAME TO "Orders"; END $smr$')
+    swap = handler.swap("sales.Orders__smr_staging", ["id", "name"], target_exists=None)
+    assert swap.commit == ('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."Orders"; '
+                           'ALTER TABLE "sales"."Orders__smr_staging" RENAME TO "Orders"; END $smr$')
+    assert swap.cleanup == ()
+    assert handler.leftover_suffixes == ("__smr_staging",)
 
 
 def test_postgres_append_inserts_from_the_staging_table_then_drops_it():
+    handler = appending(build(connection("postgres"), role="target", table_name="sales.orders"))
+    swap = handler.swap("sales.orders__smr_staging", ["id", "we\"ird"], target_exists=None)
+    assert swap.commit == ('DO $smr$ BEGIN INSERT INTO "sales"."orders" ("id", "we""ird") SELECT "id", "we""ird" '
+                           'FROM "sales"."orders__smr_staging"; DROP TABLE "sales"."orders__smr_staging"; END $smr$')
+    assert swap.cleanup == ()
+
+
+def test_mysql_full_run_renames_target_and_staging_in_one_statement_then_drops_the_old_table():
+    handler = build(connection("mysql"), role="target", table_name="shop.Orders")
+    swap = handler.swap("shop.Orders__smr_staging", ["id", "name"], target_exists=True)
+    assert swap.commit == ("RENAME TABLE `shop`.`Orders` TO `shop`.`Orders__smr_old`, "
+                           "`shop`.`Orders__smr_staging` TO `shop`.`Orders`")
+    assert swap.cleanup == ("DROP TABLE IF EXISTS `shop`.`Orders__smr_old`",)
+    # Both leftovers of a killed run are dropped before the next write.
+    assert handler.leftover_suffixes == ("__smr_staging", "__smr_old")
+
+
+@pytest.mark.parametrize("appends", [False, True], ids=["replace", "append"])
+def test_mysql_without_a_target_renames_the_staging_table_to_it(appends):
+    handler = build(connection("mysql"), role="target", table_name="shop.orders")
+    if appends:
+        appending(handler)
+    swap = handler.swap("shop.orders__smr_staging", ["id"], target_exists=False)
+    assert swap.commit == "RENAME TABLE `shop`.`orders__smr_staging` TO `shop`.`orders`"
+    assert swap.cleanup == ()
+
+
+def test_mysql_append_inserts_from_the_staging_table_in_one_statement_then_drops_it():
+    handler = appending(build(connection("mysql"), role="target", table_name="shop.orders"))
+    swap = handler.swap("shop.orders__smr_staging", ["id", "we`ird"], target_exists=True)
+    assert swap.commit == ("INSERT INTO `shop`.`orders` (`id`, `we``ird`) SELECT `id`, `we``ird` "
+                           "FROM `shop`.`orders__smr_staging`")
+    assert swap.cleanup == ("DROP TABLE IF EXISTS `shop`.`orders__smr_staging`",)
+
+
+def test_mysql_target_exists_query_escapes_the_names():
+    handler = build(connection("mysql"), role="target", table_name="shop.orders")
+    assert handler.target_exists_query() == ("SELECT COUNT(*) FROM information_schema.tables "
+                                             "WHERE table_schema = 'shop' AND table_name = 'orders'")
+    handler.table_name = "it's.a\\b"
+    assert handler.target_exists_query().endswith("table_schema = 'it''s' AND table_name = 'a\\\\b'")
+
+
+class FakeConnection:
+    """Records ``execute`` calls; ``fail_on`` makes statements starting with it raise."""
+
+    def __init__(self, fail_on: tuple[str, ...] = (), exists: bool = True) -> None:
+        self.statements: list[str] = []
+        self.fail_on = fail_on
+        self.exists = exists
+
+    def execute(self, statement: str) -> None:
+        self.statements.append(statement)
+        if statement.startswith(self.fail_on):
+            raise RuntimeError(f"refused: {statement}")
+
+    def fetch(self, query: str) -> Any:
+        self.statements.append(query)
+        return type("DF", (), {"collect": lambda _: [(int(self.exists),)]})()
+
+
+class FakeDataFrame:
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+
+    def toDF(self, *columns: str) -> FakeDataFrame:
+        return FakeDataFrame(list(columns))
+
+
+@pytest.fixture()
+def fake_writer(monkeypatch):
+    """onETL's ``DBWriter`` replaced by one that records its target and options (or fails when told)."""
+    import onetl.db
+
+    written: list[tuple[str, dict, list[str]]] = []
+
+    class Writer:
+        fail = False
+
+        def __init__(self, *, connection, target, options):
+            self.target, self.options = target, options
+
+        def run(self, df):
+            written.append((self.target, self.options, df.columns))
+            if Writer.fail:
+                raise RuntimeError("connection lost mid-write")
+
+    monkeypatch.setattr(onetl.db, "DBWriter", Writer)
+    Writer.written = written
+    return Writer
+
+
+def mysql_target(connection_: FakeConnection, *, appends: bool = False) -> Any:
+    handler = build(connection("mysql"), role="target", table_name="shop.orders")
+    if appends:
+        appending(handler)
+    handler.connection = connection_
+    return handler
+
+
+def test_mysql_write_drops_leftovers_then_writes_staging_then_swaps(fake_writer):
+    conn = FakeConnection(exists=True)
+    mysql_target(conn).write(FakeDataFrame(["Id", "Name"]))
+
+    assert fake_writer.written == [("shop.orders__smr_staging", {"if_exists": "replace_entire_table"}, ["id", "name"])]
+    assert conn.statements == [
+        "DROP TABLE IF EXISTS `shop`.`orders__smr_staging`",
+        "DROP TABLE IF EXISTS `shop`.`orders__smr_old`",
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'shop' AND table_name = 'orders'",
+        "RENAME TABLE `shop`.`orders` TO `shop`.`orders__smr_old`, `shop`.`orders__smr_staging` TO `shop`.`orders`",
+        "DROP TABLE IF EXISTS `shop`.`orders__smr_old`",
+    ]
+
+
+def test_staged_write_that_fails_mid_write_drops_the_staging_table_and_never_touches_the_target(fake_writer):
+    fake_writer.fail = True
+    conn = FakeConnection()
+    with pytest.raises(RuntimeError, match="mid-write"):
+        mysql_target(conn).write(FakeDataFrame(["id"]))
+    assert conn.statements[-1] == "DROP TABLE IF EXISTS `shop`.`orders__smr_staging`"
+    assert not any(s.startswith(("RENAME", "INSERT")) or "`orders`" in s for s in conn.statements)
+
+
+@pytest.mark.parametrize("appends", [False, True], ids=["replace", "append"])
+def test_staged_write_whose_swap_fails_drops_the_staging_table_and_raises(fake_writer, appends):
+    conn = FakeConnection(fail_on=("RENAME", "INSERT"))
+    with pytest.raises(RuntimeError, match="refused"):
+        mysql_target(conn, appends=appends).write(FakeDataFrame(["id"]))
+    assert conn.statements[-1] == "DROP TABLE IF EXISTS `shop`.`orders__smr_staging`"
+
+
+def test_staged_write_whose_cleanup_fails_still_succeeds(fake_writer, caplog):
+    conn = FakeConnection(fail_on=("DROP TABLE IF EXISTS `shop`.`orders__smr_staging`",))
+    handler = mysql_target(conn, appends=True)
+    handler.leftover_suffixes = ()  # only the cleanup drop may fail here
+    handler.write(FakeDataFrame(["id"]))  # the rows are in: a leftover staging table is the next run's to drop
+    assert conn.statements[-2].startswith("INSERT INTO `shop`.`orders` (`id`) SELECT `id`")
+    assert "Could not clean up after the write" in caplog.text
+
+
+def test_postgres_write_uses_the_same_staged_write(fake_writer):
+    conn = FakeConnection()
     handler = build(connection("postgres"), role="target", table_name="sales.orders")
-    handler.previous_hwm = type("HWM", (), {"value": 5})()
-    handler.spec = handler.spec.model_copy(update={"strategy": handler.spec.strategy.model_copy(
-        update={"type": "incremental", "increment_by": "id"})})
-    assert handler.appends
-    sql = handler.swap_statement("sales.orders__smr_staging", ["id", "we\"ird"])
-    assert sql == ('DO $smr$ BEGIN INSERT INTO "sales"."orders" ("id", "we""ird") SELECT "id", "we""ird" FROM '
-                   '"sales"."orders__smr_staging"; DROP TABLE "sales"."orders__smr_staging"; END $smr$')
+    handler.connection = conn
+    handler.write(FakeDataFrame(["ID"]))
+    assert fake_writer.written == [("sales.orders__smr_staging", {"if_exists": "replace_entire_table"}, ["id"])]
+    assert conn.statements[0] == 'DROP TABLE IF EXISTS "sales"."orders__smr_staging"'
+    assert conn.statements[1].startswith('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."orders"')
+    assert len(conn.statements) == 2  # Postgres needs no existence check and no cleanup
+
+
+@pytest.mark.parametrize(
+    ("statement", "call"),
+    [("{call p(?)}", True), ("{ ? = call f(?)}", True), ("  CALL p()", True), ("call`p`()", True),
+     ("RENAME TABLE a TO b", False), ("INSERT INTO callers SELECT 1", False), ("callback_table", False),
+     ("DROP TABLE IF EXISTS `call`", False)],
+)
+def test_mariadb_execute_keeps_prepare_call_only_for_calls(statement, call):
+    from onetl.connection.db_connection.jdbc_mixin import JDBCStatementType
+
+    from syncmaster_ray.handlers.mysql import is_call
+
+    assert is_call(statement) is call
+
+    class JDBCConnection:
+        def prepareCall(self, *args):
+            return "prepareCall"
+
+        def prepareStatement(self, *args):
+            return "prepareStatement"
+
+        def createStatement(self, *args):
+            return "createStatement"
+
+    build_statement = mariadb_connection_class()._build_statement
+    made = build_statement(statement, JDBCStatementType.CALL, JDBCConnection(), (1, 2))
+    assert made == ("prepareCall" if call else "createStatement")  # execute(): a plain Statement for DDL/DML
+    assert build_statement(statement, JDBCStatementType.PREPARED, JDBCConnection(), (1, 2)) == "prepareStatement"
