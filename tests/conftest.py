@@ -7,3 +7,8 @@ pytest_plugins = [
     "tests.fixtures.file_servers",
     "tests.fixtures.horizon_server",
 ]
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Tests marked ``last`` go after all others (a stable sort keeps everyone else's order)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
