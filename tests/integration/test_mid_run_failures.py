@@ -13,7 +13,7 @@ from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.handlers.postgres import staging_table_for
 from syncmaster_ray.ids import actor_name_for, placement_group_name_for
 from syncmaster_ray.local_cluster import LocalCeleryWorker
-from tests.fixtures.postgres_data import checksum, create_source, table_exists, unique_table
+from tests.fixtures.postgres_data import checksum, create_source, open_sessions, table_exists, unique_table
 from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
 from tests.fixtures.runs import start_and_wait, wait_for, wait_for_end
 from tests.integration.test_transfer_postgres import make_transfer
@@ -36,8 +36,9 @@ def source_and_target(data_db_url):
     return source, target, checksum(data_db_url, target, lowercase=False)
 
 
-def assert_nothing_of_the_run_is_left(ray_head, submission_id: str) -> None:
+def assert_nothing_of_the_run_is_left(ray_head, submission_id: str, data_db_url: str) -> None:
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 60, "every Spark JVM to exit")
+    wait_for(lambda: open_sessions(data_db_url) == [], 60, "the run's Postgres sessions to close")
     actors = [a for a in alive_actors(ray_head.dashboard_url) if a.get("name") == actor_name_for(submission_id)]
     groups = [g for g in live_placement_groups(ray_head.dashboard_url)
               if g.get("name") == placement_group_name_for(submission_id)]
@@ -60,7 +61,7 @@ def test_run_timeout_stops_a_runaway_run_and_fails_it_with_the_reason(
     assert record.ray_job_status == "STOPPED"
     assert (run.ended_at - run.started_at).total_seconds() >= RUN_TIMEOUT_SECONDS
     assert checksum(data_db_url, target, lowercase=False) == before
-    assert_nothing_of_the_run_is_left(ray_head, record.submission_id)
+    assert_nothing_of_the_run_is_left(ray_head, record.submission_id, data_db_url)
 
 
 def test_transfer_actor_killed_mid_write_fails_the_run_and_leaves_the_target_as_it_was(
@@ -82,4 +83,4 @@ def test_transfer_actor_killed_mid_write_fails_the_run_and_leaves_the_target_as_
     assert (ended.status, record.error_code) == ("FAILED", "actor_died"), record.reason
     assert "transfer actor" in record.reason and "Traceback" not in record.reason
     assert checksum(data_db_url, target, lowercase=False) == before
-    assert_nothing_of_the_run_is_left(ray_head, submission_id)
+    assert_nothing_of_the_run_is_left(ray_head, submission_id, data_db_url)

@@ -8,7 +8,7 @@ import pytest
 
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.local_cluster import LocalCeleryWorker
-from tests.fixtures.postgres_data import checksum, create_source, unique_table
+from tests.fixtures.postgres_data import checksum, create_source, open_sessions, unique_table
 from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
 from tests.fixtures.runs import wait_for, wait_for_end
 from tests.integration.test_transfer_postgres import make_transfer
@@ -50,3 +50,4 @@ def test_twenty_runs_over_two_slugs_all_finish_and_leave_nothing_behind(
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 60, "every Spark JVM to exit")
     assert alive_actors(ray_head.dashboard_url) == []
     assert live_placement_groups(ray_head.dashboard_url) == []
+    wait_for(lambda: open_sessions(data_db_url) == [], 60, "every run's Postgres sessions to close")
