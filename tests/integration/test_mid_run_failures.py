@@ -1,6 +1,6 @@
-"""Runs that go wrong mid-way on the session cluster: a runaway run hitting the run timeout, and the transfer actor
-(the Spark driver) killed mid-write. Either way the run ends FAILED with its reason, the target keeps its old rows
-and nothing of the run is left on the cluster."""
+"""Runs that go wrong mid-way: a runaway run hitting the run timeout, the transfer actor (the Spark driver) killed
+mid-write, and a run that waits for capacity longer than its limit. Each ends FAILED with its reason, the target
+keeps its old rows and nothing of the run is left on the cluster."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.handlers.postgres import staging_table_for
 from syncmaster_ray.ids import actor_name_for, placement_group_name_for
-from syncmaster_ray.local_cluster import LocalCeleryWorker
+from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import checksum, create_source, open_sessions, table_exists, unique_table
 from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
 from tests.fixtures.runs import start_and_wait, wait_for, wait_for_end
@@ -84,3 +84,32 @@ def test_transfer_actor_killed_mid_write_fails_the_run_and_leaves_the_target_as_
     assert "transfer actor" in record.reason and "Traceback" not in record.reason
     assert checksum(data_db_url, target, lowercase=False) == before
     assert_nothing_of_the_run_is_left(ray_head, submission_id, data_db_url)
+
+
+def test_a_run_waiting_for_capacity_longer_than_the_limit_fails_naming_what_it_waited_for(
+    repo, catalog, pg_connections, data_db_url, app_env, tmp_path, source_and_target
+):
+    """A 2-CPU head fits one 1-executor run: the second waits, and gives up after the placement timeout (a node
+    setting: jobs read it from the node), while the first one finishes unharmed."""
+    source, target, _ = source_and_target
+    queue = catalog.ensure_queue("e2e", "Capacity Queue")
+    node_env = {**app_env, "SYNCMASTER__RAY__PLACEMENT_TIMEOUT_SECONDS": "10"}
+    with LocalRayHead(env=node_env, num_cpus=2, memory_bytes=4 * 1024**3) as head, LocalCeleryWorker(
+        queues=queue.slug, env={**app_env, "SYNCMASTER__RAY__ADDRESS": head.dashboard_url},
+        log_path=tmp_path / "worker.log",
+    ):
+        first = repo.create_run(make_transfer(catalog, queue, pg_connections, source, target).id)
+        send_run_task(first.id, queue.slug)
+        wait_for(lambda: getattr(repo.get_record(first.id), "phase", None) == "transferring", 300,
+                 "the first run to hold the cluster")
+        second = repo.create_run(make_transfer(catalog, queue, pg_connections, source, unique_table("dst")).id)
+        send_run_task(second.id, queue.slug)
+        waited = wait_for_end(repo, second.id, timeout=300)
+        finished = wait_for_end(repo, first.id, timeout=600)
+        assert_nothing_of_the_run_is_left(head, repo.get_record(second.id).submission_id, data_db_url)
+
+    record = repo.get_record(second.id)
+    assert (waited.status, record.error_code) == ("FAILED", "resources_unavailable"), record.reason
+    assert "no capacity for 2 CPU" in record.reason and "within 10 s" in record.reason, record.reason
+    assert "SYNCMASTER__RAY__PLACEMENT_TIMEOUT_SECONDS" in record.reason
+    assert finished.status == "FINISHED", repo.get_record(first.id).reason

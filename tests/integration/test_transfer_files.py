@@ -15,9 +15,11 @@ samba     csv.gz from 2 executors (2 files)      csv incremental by file_name, t
 s3        csv.gz (staged: no S3A in Spark)       csv + file_metadata_filter (glob and size) past decoy files
 hdfs      jsonl (WebHDFS emulator, staged)       json (the jsonl turned into a JSON array)
 sftp      xml without spark-xml: FAILED naming the jar
+sftp      csv.gz, 3 files over old files of those names, one of them a directory: FAILED, the old files kept as
+          they were
 ========  =====================================  ==================================================================
 
-16 runs in all. xml and excel round trips skip unless their jar is configured. Two more tests run handlers in a
+17 runs in all. xml and excel round trips skip unless their jar is configured. Two more tests run handlers in a
 local Spark session instead (no Ray): the direct mode of s3/hdfs, which Spark cannot use here, and the HWM of a
 staged incremental read, saved only when the transfer succeeds.
 """
@@ -40,7 +42,7 @@ from psycopg import sql
 
 from tests.fixtures.file_servers import FileServers
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
-from tests.fixtures.runs import start_and_wait
+from tests.fixtures.runs import start_and_wait, wait_for_end
 from tests.integration.test_transfer_postgres import assert_no_secrets, connection_data
 
 pytestmark = [pytest.mark.integration]
@@ -391,6 +393,52 @@ def test_xml_without_its_jar_fails_naming_the_jar(files, source_table):
     client = files.client("sftp")
     try:
         assert not client.path_exists(directory)  # nothing was written
+    finally:
+        client.close()
+
+
+def test_failed_move_into_a_file_target_leaves_the_old_files_as_they_were(files, source_table):
+    """Three output files; two old files of the same names and a directory with the third name (which no file can
+    replace) in the target: the move fails on the directory after setting the two old files aside, and is undone."""
+    from syncmaster_ray.cli.run import send_run_task
+
+    directory = files.directory("sftp", "all_or_nothing")
+    # Three partitions, so three files in a known order (1003 rows round-robin: none empty).
+    three_files = [{"type": "sql", "query": "SELECT /*+ REPARTITION(3) */ * FROM source"}]
+    transfer = files.transfer(pg_params(source_table), file_params("sftp", directory, CSV, file_name_template=TEMPLATE),
+                              transformations=three_files)
+    run = files.repo.create_run(transfer.id)  # the output names depend on the run: create it, then send the task
+    created = run.created_at.strftime("%Y_%m_%d_%H_%M_%S")
+    first, second, third = (TEMPLATE.format(index=i, extension="csv.gz", run_id=run.id, run_created_at=created)
+                            for i in range(3))
+    old = {first: b"old first\n" + secrets.token_bytes(64), second: b"old second\n" + secrets.token_bytes(64),
+           "keep.csv.gz": b"not one of the run's names\n"}
+    client = files.client("sftp")
+    try:
+        for name, content in old.items():
+            client.write_bytes(posixpath.join(directory, name), content)
+        client.write_bytes(posixpath.join(directory, third, "inside.txt"), b"a directory named like an output")
+    finally:
+        client.close()
+
+    send_run_task(run.id, files.queue.slug)
+    run = wait_for_end(files.repo, run.id)
+
+    record = files.repo.get_record(run.id)
+    assert run.status == "FAILED"
+    assert record.error_code == "target"
+    assert third in record.reason and "is not a file" in record.reason
+    assert "undoing" not in record.reason and "\n" not in record.reason
+    assert "undone: 0 new files removed, 2 old files put back" in (record.log_tail or "")  # both were set aside
+    assert_no_secrets((record.log_tail or "") + (record.job_message or ""), files.app_env)
+    client = files.client("sftp")
+    try:
+        names, dirs = listing(client, directory)
+        assert names == set(old)  # no new file; none of the old ones missing
+        assert dirs == {".tmp", third}
+        assert {name: client.read_bytes(posixpath.join(directory, name)) for name in names} == old  # byte-identical
+        assert listing(client, posixpath.join(directory, third)) == ({"inside.txt"}, set())
+        assert not client.path_exists(posixpath.join(directory, ".tmp", str(run.id)))
     finally:
         client.close()
 

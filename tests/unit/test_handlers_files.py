@@ -606,3 +606,227 @@ def test_placement_strategy_of_real_handlers(source, target, strategy):
     target_conn, target_params = side(target, "target")
     run = spec(source=source_conn, target=target_conn, source_params=source_params, target_params=target_params)
     assert placement_strategy(build_handlers(run)) == strategy
+
+
+# --- the final move into a file target: all or nothing -------------------------------------------------------------
+
+
+class FakeFileConnection:
+    """The onETL file-connection calls the move makes, over a local directory standing in for the server.
+
+    ``fail(operation, *paths)`` returning True makes that call raise ``OSError`` (before acting, or after it when
+    ``after`` is set, as a connection lost once the server had renamed).
+    """
+
+    def __init__(self, root: Any, fail: Any = None, *, after: bool = False) -> None:
+        self.root = root
+        self.fail = fail or (lambda *_: False)
+        self.after = after
+        self.calls: list[tuple[str, ...]] = []
+
+    def local(self, path: str) -> Any:
+        return self.root / str(path).lstrip("/")
+
+    def _call(self, operation: str, *paths: str) -> bool:
+        self.calls.append((operation, *paths))
+        failing = bool(self.fail(operation, *paths))
+        if failing and not self.after:
+            raise OSError(f"{operation} {' -> '.join(paths)}: refused by the fake server")
+        return failing
+
+    def path_exists(self, path: str) -> bool:
+        return self.local(path).exists()
+
+    def rename_file(self, source: str, target: str, *, replace: bool = False) -> None:
+        # As onETL's FileConnection.rename_file: the source must be a file, so must a target that exists.
+        failing = self._call("rename_file", source, target)
+        src, dst = self.local(source), self.local(target)
+        if not src.is_file():
+            raise FileNotFoundError(f"{source} is not a file")
+        if dst.exists():
+            if not dst.is_file():
+                raise IsADirectoryError(f"{target} is not a file")
+            if not replace:
+                raise FileExistsError(f"{target} already exists")
+            dst.unlink()
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        src.rename(dst)
+        if failing:
+            raise OSError(f"connection lost after renaming {source}")
+
+    def remove_file(self, path: str) -> bool:
+        self._call("remove_file", path)
+        if not self.local(path).exists():
+            return False
+        self.local(path).unlink()
+        return True
+
+    def remove_dir(self, path: str, *, recursive: bool = False) -> bool:
+        import shutil
+
+        self._call("remove_dir", path)
+        if not self.local(path).exists():
+            return False
+        if recursive:
+            shutil.rmtree(self.local(path))
+        else:
+            self.local(path).rmdir()  # OSError when not empty, as onETL's DirectoryNotEmptyError
+        return True
+
+
+def snapshot(directory: Any, *, skip: str | None = None) -> dict[str, bytes | None]:
+    """Relative path -> content (None for a directory), below ``directory`` (without ``skip`` and what it holds)."""
+    result: dict[str, bytes | None] = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory).as_posix()
+        if skip and (relative == skip or relative.startswith(skip + "/")):
+            continue
+        result[relative] = path.read_bytes() if path.is_file() else None
+    return result
+
+
+TARGET_DIR = "/data/in"  # file_params' directory_path
+RUN_TMP = "/data/in/.tmp/42"  # run 42's own staging dir
+NEW_NAMES = ["1-0.csv", "1-1.csv", "1-2.csv", "day=2/1-3.csv"]
+
+
+@pytest.fixture
+def storage(tmp_path) -> Any:
+    """A target directory with old files (two of them with names the run writes) and the run's staged files."""
+    target = tmp_path / TARGET_DIR.lstrip("/")
+    for name, content in {"1-0.csv": b"old 0", "1-2.csv": b"old 2", "keep.csv": b"other", "sub/x.csv": b"x"}.items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(content)
+    (target / ".tmp" / "41").mkdir(parents=True)  # another run's: never touched
+    for name in NEW_NAMES:
+        staged = tmp_path / RUN_TMP.lstrip("/") / name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        staged.write_bytes(f"new {name}".encode())
+    return tmp_path
+
+
+def target_handler(connection: FakeFileConnection) -> Any:
+    handler = build("sftp", role="target")
+    handler.file_connection = connection
+    return handler
+
+
+def publish(handler: Any, names: list[str]) -> None:
+    """What both write paths do once the run's files are in .tmp/{run_id}."""
+    try:
+        handler.move_into_target(RUN_TMP, names)
+    finally:
+        handler.remove_remote_tmp(RUN_TMP)
+
+
+def test_move_replaces_same_names_keeps_other_files_and_leaves_no_tmp(storage):
+    connection = FakeFileConnection(storage)
+    handler = target_handler(connection)
+
+    publish(handler, NEW_NAMES)
+
+    assert snapshot(storage / "data/in") == {
+        ".tmp": None, ".tmp/41": None,
+        "1-0.csv": b"new 1-0.csv", "1-1.csv": b"new 1-1.csv", "1-2.csv": b"new 1-2.csv",
+        "day=2": None, "day=2/1-3.csv": b"new day=2/1-3.csv",
+        "keep.csv": b"other", "sub": None, "sub/x.csv": b"x",
+    }
+    assert handler.metrics["files_written"] == 4
+    # The old files went aside first (a rename within the storage), then the new ones came in, never over a file.
+    renames = [call[1:] for call in connection.calls if call[0] == "rename_file"]
+    assert renames[:2] == [("/data/in/1-0.csv", "/data/in/.tmp/42/.replaced/1-0.csv"),
+                           ("/data/in/1-2.csv", "/data/in/.tmp/42/.replaced/1-2.csv")]
+    assert renames[2:] == [(f"{RUN_TMP}/{name}", f"/data/in/{name}") for name in NEW_NAMES]
+
+
+def test_move_of_nothing_writes_nothing(storage):
+    before = snapshot(storage / "data/in", skip=".tmp/42")
+    handler = target_handler(FakeFileConnection(storage))
+    publish(handler, [])
+    assert snapshot(storage / "data/in") == before
+    assert handler.metrics["files_written"] == 0
+
+
+@pytest.mark.parametrize("k", range(len(NEW_NAMES)))
+@pytest.mark.parametrize("after", [False, True], ids=["refused", "lost_after_rename"])
+def test_failure_on_the_kth_move_leaves_the_target_as_it_was(storage, k, after):
+    moves = iter(range(100))
+
+    def kth_move(operation: str, *paths: str) -> bool:
+        return operation == "rename_file" and paths[0].startswith(RUN_TMP + "/") and next(moves) == k
+
+    before = snapshot(storage / "data/in", skip=".tmp/42")
+    handler = target_handler(FakeFileConnection(storage, kth_move, after=after))
+
+    with pytest.raises(OSError, match=r"refused by the fake server|connection lost") as info:
+        publish(handler, NEW_NAMES)
+
+    assert not isinstance(info.value, TargetError)  # the original error: the job blames the target with it
+    assert snapshot(storage / "data/in") == before  # names, contents and directories (no day=2 left behind)
+    assert not (storage / RUN_TMP.lstrip("/")).exists()
+    assert "files_written" not in handler.metrics
+
+
+@pytest.mark.parametrize("k", range(2))
+def test_failure_while_setting_old_files_aside_leaves_the_target_as_it_was(storage, k):
+    asides = iter(range(100))
+
+    def kth_aside(operation: str, *paths: str) -> bool:
+        return operation == "rename_file" and "/.replaced/" in paths[1] and next(asides) == k
+
+    before = snapshot(storage / "data/in", skip=".tmp/42")
+    connection = FakeFileConnection(storage, kth_aside)
+
+    with pytest.raises(OSError, match="refused by the fake server"):
+        publish(target_handler(connection), NEW_NAMES)
+
+    assert snapshot(storage / "data/in") == before
+    assert not (storage / RUN_TMP.lstrip("/")).exists()
+    new_files = {f"{RUN_TMP}/{name}" for name in NEW_NAMES}
+    assert not any(call[1] in new_files for call in connection.calls if call[0] == "rename_file")  # none moved
+
+
+def test_a_directory_with_an_output_name_fails_the_move_before_any_new_file_lands(storage):
+    (storage / "data/in/1-2.csv").unlink()
+    (storage / "data/in/1-2.csv").mkdir()
+    (storage / "data/in/1-2.csv/inside.txt").write_bytes(b"kept")
+    before = snapshot(storage / "data/in", skip=".tmp/42")
+
+    with pytest.raises(FileNotFoundError, match=re.escape("1-2.csv is not a file")):
+        publish(target_handler(FakeFileConnection(storage)), NEW_NAMES)
+
+    assert snapshot(storage / "data/in") == before
+    assert not (storage / RUN_TMP.lstrip("/")).exists()
+
+
+def test_failed_undo_is_in_the_reason_and_the_replaced_files_are_kept(storage):
+    def third_move_and_putting_1_0_back(operation: str, *paths: str) -> bool:
+        return operation == "rename_file" and paths in {(f"{RUN_TMP}/1-2.csv", "/data/in/1-2.csv"),
+                                                        (f"{RUN_TMP}/.replaced/1-0.csv", "/data/in/1-0.csv")}
+
+    handler = target_handler(FakeFileConnection(storage, third_move_and_putting_1_0_back))
+
+    with pytest.raises(TargetError) as info:
+        publish(handler, NEW_NAMES)
+
+    reason = info.value.reason
+    assert reason.startswith("moving 4 files into '/data/in' of sftp connection 'sftp_conn' failed: OSError: "
+                             "rename_file /data/in/.tmp/42/1-2.csv -> /data/in/1-2.csv")
+    assert "undoing the move failed too" in reason
+    assert "old file '/data/in/1-0.csv' not put back from '/data/in/.tmp/42/.replaced/1-0.csv'" in reason
+    assert reason.endswith("the files it replaced are kept in '/data/in/.tmp/42/.replaced'")
+    assert PASSWORD not in reason and "\n" not in reason
+    assert isinstance(info.value.__cause__, OSError)
+    target = storage / "data/in"
+    # Everything else was undone; the old 1-0.csv is kept where the message says, not deleted with .tmp/42.
+    assert (target / ".tmp/42/.replaced/1-0.csv").read_bytes() == b"old 0"
+    assert not (target / "1-0.csv").exists() and not (target / "1-1.csv").exists()
+    assert (target / "1-2.csv").read_bytes() == b"old 2" and (target / "keep.csv").read_bytes() == b"other"
+
+
+def test_undo_failed_names_a_few_problems_and_counts_the_rest():
+    from syncmaster_ray.handlers.files import UndoFailed, parent_dirs
+
+    assert str(UndoFailed(["a", "b", "c", "d", "e"])) == "a; b; c; and 2 more"
+    assert str(UndoFailed(["a"])) == "a"
+    assert parent_dirs(["x", "a/b/f", "a/g", "c=1/h"]) == ["a/b", "a", "c=1"]
