@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 RUNS = 20
 
 
+@pytest.mark.timeout(1800)  # 20 runs, two at a time: well past the suite's per-test 900 s on a loaded machine
 def test_twenty_runs_over_two_slugs_all_finish_and_leave_nothing_behind(
     repo, catalog, pg_connections, data_db_url, ray_head, app_env, tmp_path
 ):
