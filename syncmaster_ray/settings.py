@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from syncmaster_ray.errors import ConfigError
+from syncmaster_ray.ray_client import ray_auth_secrets
 
 ENV_FILE_VARIABLE = "SYNCMASTER_RAY_ENV_FILE"
 DEFAULT_POSTGRES_JAR = "/usr/share/java/postgresql.jar"
@@ -226,6 +227,12 @@ class AppSettings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     hwm_store: HWMStoreSettings = Field(default_factory=HWMStoreSettings)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret of these settings (and the Ray token this process has), for redacting reasons and logs."""
+        optional = (self.encryption.secret_key if self.encryption else None, self.hwm_store.password)
+        return (self.database.url.get_secret_value(), self.broker.url.get_secret_value(),
+                *(value.get_secret_value() for value in optional if value), *ray_auth_secrets())
 
     @property
     def secret_key(self) -> str:

@@ -42,7 +42,7 @@ class TransferActor:
         secrets: tuple[str, ...] = ()
         try:
             settings = get_settings()
-            secrets = _secrets_of(settings)
+            secrets = settings.secret_values()
             spec = RunRepository(get_engine(settings.database.sync_url)).load_run_spec(
                 self.run_id, settings.secret_key
             )
@@ -118,18 +118,6 @@ class TransferActor:
         return {"spark_start_seconds": spark_start, **metrics, "spark_stop_seconds": metrics_teardown,
                 "spark_started_at": round(started_at, 3), "spark_stopped_at": round(time.time(), 3)}
 
-
-def _secrets_of(settings: Any) -> tuple[str, ...]:
-    from syncmaster_ray.ray_client import ray_auth_secrets
-
-    horizon_password = settings.hwm_store.password
-    return (
-        settings.secret_key,
-        settings.database.url.get_secret_value(),
-        settings.broker.url.get_secret_value(),
-        *([horizon_password.get_secret_value()] if horizon_password else []),
-        *ray_auth_secrets(),  # the node's Ray token (token authentication)
-    )
 
 
 def _connection_secrets(spec: Any) -> tuple[str, ...]:

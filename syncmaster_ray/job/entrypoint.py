@@ -40,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
 def run_job(run_id: int) -> int:
     from syncmaster_ray.db.engine import get_engine
     from syncmaster_ray.db.repository import RunRepository
-    from syncmaster_ray.ray_client import ray_auth_secrets
     from syncmaster_ray.settings import get_settings
 
     try:
@@ -51,8 +50,7 @@ def run_job(run_id: int) -> int:
         print(f"syncmaster-ray: the Ray node has no valid settings ({type(exc).__name__})", file=sys.stderr)
         return 2
     repo = RunRepository(get_engine(settings.database.sync_url))
-    secrets = (settings.database.url.get_secret_value(), *([settings.secret_key] if settings.encryption else []),
-               *ray_auth_secrets())  # the node's Ray token (token authentication), inherited from `ray start`
+    secrets = settings.secret_values()
     started, started_at = time.monotonic(), time.time()
     try:
         result = _execute(run_id, settings, repo)

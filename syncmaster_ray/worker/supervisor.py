@@ -17,7 +17,7 @@ from syncmaster_ray.errors import JobLostError, SyncmasterRayError
 from syncmaster_ray.ids import run_id_of, submission_id_for
 from syncmaster_ray.links import render_log_url
 from syncmaster_ray.outcome import classify
-from syncmaster_ray.ray_client import JobSnapshot, JobState, RayJobs, ray_auth_secrets
+from syncmaster_ray.ray_client import JobSnapshot, JobState, RayJobs
 from syncmaster_ray.redact import redact
 from syncmaster_ray.settings import AppSettings, get_settings
 
@@ -278,9 +278,4 @@ class RunSupervisor:
                  f" [{verdict.code}] {verdict.reason}" if verdict.reason else "")
 
     def _secrets(self) -> tuple[str, ...]:
-        settings = self.settings
-        values = [settings.database.url.get_secret_value(), settings.broker.url.get_secret_value()]
-        if settings.encryption is not None:
-            values.append(settings.encryption.secret_key.get_secret_value())
-        values.extend(ray_auth_secrets())  # the Ray token, when this worker has one (RAY_AUTH_TOKEN or its file)
-        return tuple(values)
+        return self.settings.secret_values()

@@ -163,7 +163,6 @@ def test_supervisor_and_job_scrub_the_token(monkeypatch, tmp_path):
 
     from cryptography.fernet import Fernet
 
-    from syncmaster_ray.job.actor import _secrets_of
     from syncmaster_ray.settings import AppSettings, get_settings
 
     monkeypatch.setenv("SYNCMASTER__DATABASE__URL", "postgresql://import:only@127.0.0.1:1/import_only")
@@ -173,4 +172,4 @@ def test_supervisor_and_job_scrub_the_token(monkeypatch, tmp_path):
                            Fernet.generate_key().decode()})
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(write_token(tmp_path / "token")))
     assert TOKEN in supervisor.RunSupervisor(settings, repo=None)._secrets()
-    assert TOKEN in _secrets_of(settings)
+    assert TOKEN in settings.secret_values()  # what the job and its actor scrub
