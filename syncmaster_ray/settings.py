@@ -189,6 +189,11 @@ class SparkSettings(BaseModel):
         description="JVM options of RayDP's short-lived master JVMs. Never put -Xmx here: RayDP appends these "
         "to the Spark driver's options too.",
     )
+    postgres_copy_write: bool = Field(
+        default=True,
+        description="Fill Postgres targets with `COPY` from each Spark partition (about 3x faster than JDBC "
+        "inserts) where every column's type allows it; false: always JDBC inserts.",
+    )
     class_data_sharing_dir: str | None = Field(
         default_factory=lambda: str(Path.home() / ".cache" / "syncmaster-ray" / "cds"),
         description="Where each Ray node keeps the Spark driver's JVM class-data-sharing archive (built by the "

@@ -2,20 +2,27 @@
 
 Writes never leave a half-written target (``staging``): rows go to ``<table>__smr_staging``, which then replaces
 the target (or is appended to it and dropped) in one ``DO`` block, so one transaction. Nothing is left behind but
-the staging table of a run killed before that block, which the next run drops.
+the staging table of a run killed before that block, which the next run drops. The staging table is filled
+with ``COPY`` where every column allows it (``pg_copy``; ``SYNCMASTER__SPARK__POSTGRES_COPY_WRITE``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from syncmaster_ray.handlers import pg_copy, transforms
 from syncmaster_ray.handlers import staging as staged_writes
-from syncmaster_ray.handlers import transforms
 from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler
 from syncmaster_ray.handlers.staging import StagedWriteMixin, Swap
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
 
 MAX_IDENTIFIER = 63  # bytes: Postgres truncates longer names
 
@@ -38,6 +45,33 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler):
         from onetl.connection import Postgres
 
         return Postgres
+
+    def write_staging(self, df: DataFrame, staging: str) -> None:
+        conninfo = self.copy_conninfo(df)
+        if conninfo is None:
+            self.metrics["write_path"] = "jdbc"
+            super().write_staging(df, staging)
+            return
+        super().write_staging(df.limit(0), staging)  # the table, with the JDBC writer's column types
+        self.metrics["write_path"] = "copy"
+        self.metrics["rows_written"] = pg_copy.copy_rows(df, conninfo, staging)
+
+    def copy_conninfo(self, df: DataFrame) -> dict[str, Any] | None:
+        """libpq parameters for the COPY path, or None (with the reason logged) when this write keeps JDBC."""
+        from syncmaster_ray.settings import get_settings
+
+        if not get_settings().spark.postgres_copy_write:
+            return None
+        if columns := pg_copy.uncopyable_columns(df.schema):
+            log.info("Writing with JDBC inserts: COPY does not take the types of columns %s", columns)
+            return None
+        conn: PostgresConnection = self.conn  # type: ignore[assignment]
+        conninfo = pg_copy.libpq_conninfo(conn.host, conn.port, conn.database_name, conn.user,
+                                          conn.password.get_secret_value(), conn.additional_params)
+        if conninfo is None:
+            log.info("Writing with JDBC inserts: additional_params %s are not all libpq parameters",
+                     sorted(conn.additional_params))
+        return conninfo
 
     def swap(self, staging: str, columns: Sequence[str], *, target_exists: bool | None = None) -> Swap:
         """One ``DO`` block, so one transaction: the staging table becomes the target, or is appended to it."""

@@ -83,15 +83,12 @@ class StagedWriteMixin(DBHandler):
         return staging_table_for(self.table_name, self.max_identifier_length, suffix)
 
     def write(self, df: DataFrame) -> None:
-        from onetl.db import DBWriter
-
         df = self.prepare_for_write(df)
         staging = self.side_table()
         for suffix in self.leftover_suffixes:
             self.connection.execute(self.drop_statement(self.side_table(suffix)))
         try:
-            DBWriter(connection=self.connection, target=staging,
-                     options={"if_exists": "replace_entire_table"}).run(df)
+            self.write_staging(df, staging)
             swap = self.swap(staging, df.columns, target_exists=self.target_exists())
             self.connection.execute(swap.commit)
         except BaseException:
@@ -99,6 +96,12 @@ class StagedWriteMixin(DBHandler):
             raise
         for statement in swap.cleanup:
             self._execute_quietly(statement)
+
+    def write_staging(self, df: DataFrame, staging: str) -> None:
+        """Create ``staging`` from ``df``'s schema and fill it (``DBWriter``; handlers may write faster)."""
+        from onetl.db import DBWriter
+
+        DBWriter(connection=self.connection, target=staging, options={"if_exists": "replace_entire_table"}).run(df)
 
     def drop_statement(self, table: str) -> str:
         return f"DROP TABLE IF EXISTS {self.quote_table(table)}"

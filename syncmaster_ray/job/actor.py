@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,6 +77,8 @@ class TransferActor:
         archive = DriverArchive.plan(settings.spark.class_data_sharing_dir,
                                      archive_key(existing_jars(settings.spark.jars), maven))
         driver_exited = False
+        # Python workers of the executors (the Postgres COPY path) run this interpreter, which has our deps.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         started, started_at = time.monotonic(), time.time()
         try:
             spark = raydp.init_spark(

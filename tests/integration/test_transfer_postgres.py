@@ -79,6 +79,7 @@ def test_transfer_copies_every_row_and_reports_finished(
     assert record.metrics["source_partitions"] == executors  # hash-partitioned JDBC read, one per executor
     rows = 5000 + 3  # create_source adds three rows of NULLs
     assert record.metrics["rows_written"] == rows
+    assert record.metrics["write_path"] == "copy"  # every column type of the source takes the COPY path
     # Spark's listener also counts rows of the JDBC writer's own metadata query: an estimate, never fewer.
     assert rows <= record.metrics["rows_read"] <= rows + 1
     assert record.metrics["driver_class_archive"] in ("dumped", "mapped")
