@@ -34,6 +34,8 @@ def main(
     repeat: int = typer.Option(3, help="Repetitions of each way; medians are reported."),
     executors: int = typer.Option(1, help="max_parallel_tasks of our transfer."),
     stock_threads: int = typer.Option(2, help="N of the stock way's local[N] Spark session."),
+    standby_drivers: int = typer.Option(1, help="SYNCMASTER__RAY__STANDBY_DRIVERS of the bench's Ray head (0: every "
+                                        "run starts its own Spark); with standbys, one cold run comes first."),
     admin_url: str = typer.Option("postgresql://postgres@127.0.0.1:5432/postgres", help="Postgres that may "
                                   "CREATE DATABASE."),
     broker_url: str = typer.Option("amqp://guest:guest@127.0.0.1:5672/", help="RabbitMQ for the Celery task."),
@@ -53,9 +55,10 @@ def main(
     with psycopg.connect(db_url, autocommit=True) as conn:
         fill_source(conn, rows)
     env = {"SYNCMASTER__DATABASE__URL": db_url, "SYNCMASTER__BROKER__URL": broker_url,
-           "SYNCMASTER__ENCRYPTION__SECRET_KEY": Fernet.generate_key().decode()}
+           "SYNCMASTER__ENCRYPTION__SECRET_KEY": Fernet.generate_key().decode(),
+           "SYNCMASTER__RAY__STANDBY_DRIVERS": str(standby_drivers)}
     os.environ.update(env)
-    results = measure(env, db_url, rows, repeat, executors, stock_threads, create_transfer)
+    results = measure(env, db_url, rows, repeat, executors, stock_threads, create_transfer, standby_drivers)
     report(results)
     out = out or RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +67,7 @@ def main(
 
 
 def measure(env: dict[str, str], db_url: str, rows: int, repeat: int, executors: int, stock_threads: int,
-            create_transfer: Any) -> dict[str, Any]:
+            create_transfer: Any, standby_drivers: int) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     from syncmaster_ray.db.engine import get_engine
@@ -79,24 +82,51 @@ def measure(env: dict[str, str], db_url: str, rows: int, repeat: int, executors:
     engine = get_engine(get_settings().database.sync_url)
     transfer_id = CatalogRepository(engine).find_transfer("demo_pg_to_pg").id
     repo = RunRepository(engine)
-    ours, stock, copy_text, copy_binary = [], [], [], []
+    ours, stock, copy_text, copy_binary, cold = [], [], [], [], []
     with LocalRayHead(env=env) as head:
         os.environ["SYNCMASTER__RAY__ADDRESS"] = head.dashboard_url
         get_settings.cache_clear()
         with LocalCeleryWorker(queues=slug, env={**env, "SYNCMASTER__RAY__ADDRESS": head.dashboard_url}) as worker:
-            for index in range(repeat):
-                console.print(f"repetition {index + 1}/{repeat}: ours ...")
+            def ours_once() -> dict[str, Any]:
                 result = run_once(repo, transfer_id, slug, worker.process.pid, head.process.pid)
                 if result.status != "FINISHED":
                     raise SystemExit(f"run {result.run_id} ended {result.status}: {repo.get_record(result.run_id)}")
-                ours.append({**result.phases, "worker_peak_mib": result.worker_peak_rss / MiB,
-                             "run_peak_mib": result.cluster_peak_rss_above_idle / MiB})
+                console.print(f"  settled after {settle():.1f} s")  # e.g. the next standby's Spark start-up
+                return {**result.phases, "driver": result.driver, "worker_peak_mib": result.worker_peak_rss / MiB,
+                        "run_peak_mib": result.cluster_peak_rss_above_idle / MiB}
+
+            if standby_drivers:
+                console.print("cold run (starts the first standby; not in the medians) ...")
+                cold.append(ours_once())
+            for index in range(repeat):
+                console.print(f"repetition {index + 1}/{repeat}: ours ...")
+                ours.append(ours_once())
                 console.print("  stock way ...")
                 stock.append(run_stock(db_url, stock_threads))
                 console.print("  COPY ...")
                 copy_text.append(copy_pipe(db_url, "public.demo_source", "public.copy_target"))
                 copy_binary.append(copy_pipe(db_url, "public.demo_source", "public.copy_target", binary=True))
-    return summarize(rows, executors, stock_threads, ours, stock, copy_text, copy_binary)
+    results = summarize(rows, executors, stock_threads, ours, stock, copy_text, copy_binary)
+    return {**results, "standby_drivers": standby_drivers, "cold_runs": cold}
+
+
+def settle(quiet_share: float = 0.2, limit: float = 60) -> float:
+    """Wait until the machine's CPUs are busy less than ``quiet_share`` of one second (at most ``limit`` s), so
+    background start-ups (the next standby's Spark) do not land in the next measurement; returns the wait."""
+    started = time.monotonic()
+
+    def busy_and_total() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    while time.monotonic() - started < limit:
+        busy, total = busy_and_total()
+        time.sleep(1)
+        busy2, total2 = busy_and_total()
+        if (busy2 - busy) / max(total2 - total, 1) < quiet_share:
+            break
+    return time.monotonic() - started
 
 
 def run_stock(db_url: str, threads: int) -> dict[str, float]:
@@ -111,8 +141,9 @@ def run_stock(db_url: str, threads: int) -> dict[str, float]:
     return {**timings, "peak_mib": sampler.peak / MiB}
 
 
-def median_of(samples: list[dict[str, float]]) -> dict[str, float]:
-    return {key: round(statistics.median(s[key] for s in samples), 3) for key in samples[0]}
+def median_of(samples: list[dict[str, Any]]) -> dict[str, float]:
+    numbers = [key for key, value in samples[0].items() if isinstance(value, int | float)]
+    return {key: round(statistics.median(s[key] for s in samples), 3) for key in numbers}
 
 
 def summarize(rows, executors, stock_threads, ours, stock, copy_text, copy_binary) -> dict[str, Any]:
@@ -147,6 +178,11 @@ def report(results: dict[str, Any]) -> None:
     table.add_row("Celery worker peak RSS (MiB)", f"{ours['worker_peak_mib']:.0f}")
     table.add_row("run's processes peak RSS above idle cluster (MiB)", f"{ours['run_peak_mib']:.0f}")
     console.print(table)
+    drivers = [sample["driver"] for sample in results["ours"]["samples"]]
+    console.print(f"our runs' Spark: {', '.join(drivers)} (standbys: {results['standby_drivers']})")
+    for run in results["cold_runs"]:
+        console.print(f"cold run before the measured ones: total {run['total']:.2f} s, "
+                      f"task sent -> first row read {run['fixed_overhead']:.2f} s")
     stock = results["stock"]["median"]
     console.print(f"stock way (local[{results['stock_threads']}] in one process): "
                   + ", ".join(f"{k.removesuffix('_seconds')} {v:.2f}" for k, v in stock.items()))

@@ -19,6 +19,7 @@ class RunResult:
     phases: dict[str, float]
     worker_peak_rss: int
     cluster_peak_rss_above_idle: int
+    driver: str  # "cold" (Spark started for the run) or "standby"
 
 
 def phases_of(sent_at: float, run: Any, metrics: dict[str, Any]) -> dict[str, float]:
@@ -55,7 +56,8 @@ def run_once(repo: Any, transfer_id: int, slug: str, worker_pid: int, head_pid: 
         run = wait_for_end(repo, run.id, timeout)
     record = repo.get_record(run.id)
     phases = phases_of(sent_at, run, record.metrics) if run.status == "FINISHED" else {}
-    return RunResult(run.id, run.status, phases, worker.peak, cluster.peak)
+    driver = (record.metrics or {}).get("driver", "?") if record else "?"
+    return RunResult(run.id, run.status, phases, worker.peak, cluster.peak, driver)
 
 
 def wait_for_end(repo: Any, run_id: int, timeout: float) -> Any:

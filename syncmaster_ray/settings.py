@@ -126,6 +126,12 @@ class RaySettings(BaseModel):
         description="Ended Ray jobs of ours older than this are deleted from the head (their message and log tail "
         "are kept in our table; the dashboard link stops working). 0: delete each job once its run is settled.",
     )
+    standby_drivers: int = Field(
+        default=0, ge=0, le=16,
+        description="Transfer actors kept with Spark already started for the next runs of SyncMaster's default "
+        "resources (1 executor, 1 core, 1 GiB; no Hive): such a run skips RayDP's start-up. Each idle one holds "
+        "its resources (runs of other shapes evict idle ones when short of capacity) and ~2.5 GB. 0: off.",
+    )
     driver_cpus: float = Field(default=1, gt=0, description="CPUs reserved for the Spark driver actor.")
     driver_memory_bytes: int = Field(
         default=1024**3, gt=0, description="Memory reserved (and given as -Xmx) for the Spark driver."

@@ -2,6 +2,9 @@
 
 A plain class that the entrypoint turns into an actor, one per run, killed by the entrypoint afterwards (so the
 driver JVM, whose parent it is, dies with it). It starts Spark on RayDP and stops it in ``finally``.
+
+A standby (``standby.py``) is the same class started without a run: it starts Spark at once, in a thread, and
+waits to be claimed by one run, which then uses that session instead of starting its own.
 """
 
 from __future__ import annotations
@@ -10,7 +13,11 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +26,62 @@ from syncmaster_ray.job.transfer import build_handlers, perform_transfer
 from syncmaster_ray.outcome import classify
 
 log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass
+class SparkOnRay:
+    """A started session and what stopping it needs."""
+
+    spark: Any
+    archive: Any
+    start_seconds: float
 
 
 class TransferActor:
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, run_id: int | None, *, standby: Any = None, group: Any = None,
+                 executor_bundle_indexes: list[int] | None = None) -> None:
         self.run_id = run_id
+        self.group = group
+        self._lock = threading.Lock()
+        self._session: SparkOnRay | None = None
+        self._warm_up: threading.Thread | None = None
         # Actor processes log at WARNING by default; onETL's INFO lines (options, metrics) belong in the job log.
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         logging.getLogger("py4j").setLevel(logging.WARNING)
+        if standby is not None:
+            self._warm_up = threading.Thread(target=self._start_standby, args=(standby, executor_bundle_indexes),
+                                             name="standby-warm-up", daemon=True)
+            self._warm_up.start()
 
     def ping(self) -> bool:
         return True
 
+    def claim(self, run_id: int) -> Any:
+        """Standby: become ``run_id``'s actor; returns the placement group, or None if taken already."""
+        with self._lock:
+            if self.run_id is not None:
+                return None
+            self.run_id = run_id
+            return self.group
+
+    def evict(self) -> Any:
+        """Standby: refuse every later claim; returns the placement group to free, or None if a run has it."""
+        return self.claim(-1)
+
     def run(self, placement_group: Any, executor_bundle_indexes: list[int]) -> dict[str, Any]:
         """Run the transfer; returns ``{"ok": True, "metrics": ...}`` or ``{"ok": False, "code", "reason"}``.
 
-        Errors are classified here, where the original exception (and its secrets to redact) is at hand.
+        Errors are classified here, where the original exception (and its secrets to redact) is at hand. A claimed
+        standby also returns its log lines (``log``): its output is filed under the job that started it.
         """
+        if self._warm_up is None:
+            return self._run(placement_group, executor_bundle_indexes)
+        with _captured_log() as lines:
+            result = self._run(placement_group, executor_bundle_indexes)
+        return {**result, "log": lines}
+
+    def _run(self, placement_group: Any, executor_bundle_indexes: list[int]) -> dict[str, Any]:
         from syncmaster_ray.db.engine import get_engine
         from syncmaster_ray.db.repository import RunRepository
         from syncmaster_ray.settings import get_settings
@@ -49,7 +95,6 @@ class TransferActor:
             )
             secrets += _connection_secrets(spec)
             source, target = build_handlers(spec)
-            maven = sorted({*source.maven_packages, *target.maven_packages})
             # Named after the submission id: run ids repeat across SyncMaster databases sharing a node.
             prefix = f"{submission_id_for(self.run_id, settings.job_namespace)}_"
             with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
@@ -57,70 +102,158 @@ class TransferActor:
                 for handler in (source, target):
                     # File handlers stage files here (removed with the directory).
                     handler.work_dir = Path(workdir)
-                metrics = self._run_spark(spec, settings, placement_group, executor_bundle_indexes, maven, source,
-                                          target)
+                metrics = self._run_spark(spec, settings, placement_group, executor_bundle_indexes, source, target)
             return {"ok": True, "metrics": metrics}
         except BaseException as exc:
             log.exception("Run %s failed", self.run_id)
             code, reason = classify(exc, secrets)
             return {"ok": False, "code": code, "reason": reason}
 
-    def _run_spark(self, spec, settings, placement_group, bundle_indexes, maven, source, target) -> dict[str, Any]:
-        import raydp
-
-        from syncmaster_ray.job.class_data_sharing import DriverArchive, archive_key, stop_driver_jvm
+    def _run_spark(self, spec, settings, placement_group, bundle_indexes, source, target) -> dict[str, Any]:
         from syncmaster_ray.job.executor_nodes import ExecutorPlacementProbe
-        from syncmaster_ray.job.spark import existing_jars, spark_configs
+        from syncmaster_ray.job.standby import run_shape
         from syncmaster_ray.job.strategy import hwm_store_for
 
-        resources = spec.resources
-        archive = DriverArchive.plan(settings.spark.class_data_sharing_dir,
-                                     archive_key(existing_jars(settings.spark.jars), maven))
+        started_at = time.time()
+        session, driver = self._warm_session(), "standby"
+        if session is None:
+            driver = "cold"
+            shape = run_shape(settings, spec.resources, (source, target))
+            session = self._start_spark(shape, settings, f"{spec.app_name}__run{spec.run_id}", placement_group,
+                                        bundle_indexes)
         driver_exited = False
-        # Python workers of the executors (the Postgres COPY path) run this interpreter, which has our deps.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        started, started_at = time.monotonic(), time.time()
         try:
-            spark = raydp.init_spark(
-                app_name=f"{spec.app_name}__run{spec.run_id}",
-                num_executors=resources.max_parallel_tasks,
-                executor_cores=resources.cpu_cores_per_task,
-                executor_memory=f"{resources.executor_memory_mb}M",
-                fault_tolerant_mode=False,  # it would add a Ray driver per transfer (stack-notes pitfall 12)
-                enable_hive="hive" in (source.connection_type, target.connection_type),
-                placement_group=placement_group,
-                placement_group_bundle_indexes=bundle_indexes,
-                configs=spark_configs(
-                    settings.spark,
-                    maven_packages=maven,
-                    maven_excludes=sorted({*source.maven_exclusions(), *target.maven_exclusions()}),
-                    driver_memory_mb=settings.ray.driver_memory_bytes // (1024 * 1024),
-                    parallelism=resources.max_parallel_tasks * resources.cpu_cores_per_task,
-                    driver_java_options=archive.java_options,
-                ),
-            )
-            spark_start = round(time.monotonic() - started, 3)
-            probe = ExecutorPlacementProbe(placement_group, resources.max_parallel_tasks)
+            probe = ExecutorPlacementProbe(placement_group, spec.resources.max_parallel_tasks)
             for handler in (source, target):
                 # Staging handlers need the executors beside the driver's disk: they ask before reading.
                 handler.executors_on_driver_node = probe.all_on_driver_node
             try:
-                metrics = perform_transfer(spark, source, target, hwm_store_for(settings))
+                metrics = perform_transfer(session.spark, source, target, hwm_store_for(settings))
                 placement = probe.placement()
                 if placement is not None:
                     metrics.update(placement.as_metrics())
             finally:
                 stopping = time.monotonic()
-                raydp.stop_spark()
-                driver_exited = stop_driver_jvm()
+                driver_exited = _stop_spark()
                 metrics_teardown = round(time.monotonic() - stopping, 3)
         finally:
-            archive.finish(driver_exited=driver_exited)
-        metrics["driver_class_archive"] = archive.mode
+            session.archive.finish(driver_exited=driver_exited)
+        metrics["driver_class_archive"] = session.archive.mode
+        metrics["driver"] = driver
         # Wall-clock bounds (epoch seconds) of this run's Spark session, to see which runs overlapped.
-        return {"spark_start_seconds": spark_start, **metrics, "spark_stop_seconds": metrics_teardown,
+        return {"spark_start_seconds": session.start_seconds, **metrics, "spark_stop_seconds": metrics_teardown,
                 "spark_started_at": round(started_at, 3), "spark_stopped_at": round(time.time(), 3)}
 
+    def _warm_session(self) -> SparkOnRay | None:
+        """A standby's session once its warm-up is over (waited for, counted as start time), else None."""
+        if self._warm_up is None:
+            return None
+        waiting = time.monotonic()
+        self._warm_up.join()
+        if self._session is None:
+            log.warning("The standby's Spark did not start: starting it for this run")
+            _stop_spark()
+            return None
+        self._session.start_seconds = round(time.monotonic() - waiting, 3)
+        return self._session
+
+    def _start_standby(self, shape: Any, executor_bundle_indexes: list[int]) -> None:
+        from syncmaster_ray.settings import get_settings
+
+        try:
+            self._session = self._start_spark(shape, get_settings(), "syncmaster-ray-standby", self.group,
+                                              executor_bundle_indexes)
+            _warm_executors(self._session.spark)
+        except Exception:
+            log.exception("Standby warm-up failed")
+            self._session = None
+
+    def _start_spark(self, shape: Any, settings: Any, app_name: str, placement_group: Any,
+                     bundle_indexes: list[int]) -> SparkOnRay:
+        import raydp
+
+        from syncmaster_ray.job.class_data_sharing import DriverArchive, archive_key
+        from syncmaster_ray.job.spark import existing_jars, spark_configs
+
+        resources = shape.resources
+        archive = DriverArchive.plan(settings.spark.class_data_sharing_dir,
+                                     archive_key(existing_jars(settings.spark.jars), list(shape.maven_packages)))
+        # Python workers of the executors (the Postgres COPY path) run this interpreter, which has our deps.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        started = time.monotonic()
+        try:
+            spark = raydp.init_spark(
+                app_name=app_name,
+                num_executors=resources.max_parallel_tasks,
+                executor_cores=resources.cpu_cores_per_task,
+                executor_memory=f"{resources.executor_memory_mb}M",
+                fault_tolerant_mode=False,  # it would add a Ray driver per transfer (stack-notes pitfall 12)
+                enable_hive=shape.hive,
+                placement_group=placement_group,
+                placement_group_bundle_indexes=bundle_indexes,
+                configs=spark_configs(
+                    settings.spark,
+                    maven_packages=list(shape.maven_packages),
+                    maven_excludes=list(shape.maven_excludes),
+                    driver_memory_mb=settings.ray.driver_memory_bytes // (1024 * 1024),
+                    parallelism=resources.max_parallel_tasks * resources.cpu_cores_per_task,
+                    driver_java_options=archive.java_options,
+                ),
+            )
+        except BaseException:
+            archive.finish(driver_exited=_stop_spark())
+            raise
+        return SparkOnRay(spark=spark, archive=archive, start_seconds=round(time.monotonic() - started, 3))
+
+
+def _stop_spark() -> bool:
+    """Stop RayDP's Spark and end the driver JVM; True once the JVM exited."""
+    import raydp
+
+    from syncmaster_ray.job.class_data_sharing import stop_driver_jvm
+
+    raydp.stop_spark()
+    return stop_driver_jvm()
+
+
+def _warm_executors(spark: Any) -> None:
+    """Run what a transfer's first task would load: the executor JVM's code paths and a Python worker with the
+    COPY path's imports (Spark reuses Python workers, so the run's task finds it started)."""
+
+    def load_copy_path(batches: Any) -> Any:
+        import psycopg  # noqa: F401
+        import pyarrow as pa
+        import pyarrow.csv
+
+        for batch in batches:
+            yield pa.RecordBatch.from_pydict({"id": batch.column(0)})
+
+    import onetl.connection  # the run's imports, ahead of it
+    import onetl.db  # noqa: F401
+
+    spark.range(1000, numPartitions=1).mapInArrow(load_copy_path, "id long").count()
+
+
+@contextmanager
+def _captured_log() -> Iterator[list[str]]:
+    """Collect the process's log lines (formatted) while the block runs."""
+    lines: list[str] = []
+    handler = _ListHandler(lines)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(level=logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
 
 
 def _connection_secrets(spec: Any) -> tuple[str, ...]:

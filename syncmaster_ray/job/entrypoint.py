@@ -5,7 +5,11 @@ It gets only the run id. Settings (database, Fernet key) come from the node's en
 
 Lifecycle: load and validate the spec -> reserve every executor and the driver with one placement group and wait
 for it -> start the transfer actor in the driver bundle -> record the outcome -> kill the actor and remove the
-group in ``finally``. Exit code 0 on success, 1 on failure (the reason is in our table).
+group in ``finally``. Exit code 0 on success, 1 on failure (the reason is in our table). With standbys on
+(``SYNCMASTER__RAY__STANDBY_DRIVERS``), a run of their shape claims one (its actor and group) instead of reserving
+and starting its own, and every job starts the standbys that are missing at its end.
+
+``python -m syncmaster_ray.job --standbys start|stop`` starts the missing standbys, or stops the idle ones.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from syncmaster_ray.errors import ResourcesUnavailableError, RunStopped, Transfe
 from syncmaster_ray.outcome import classify
 
 log = logging.getLogger("syncmaster_ray.job")
+# A run not placed within this long evicts idle standbys (when there are any) and waits on.
+STANDBY_EVICTION_AFTER_SECONDS = 1.0
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
@@ -29,12 +35,32 @@ def _raise_stopped(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m syncmaster_ray.job", description=__doc__.splitlines()[0])
-    parser.add_argument("--run-id", type=int, required=True, help="SyncMaster run.id to execute")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--run-id", type=int, help="SyncMaster run.id to execute")
+    what.add_argument("--standbys", choices=("start", "stop"),
+                      help="start the missing standby transfer actors, or stop the idle ones")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.standbys:
+        return manage_standbys(args.standbys)
     # Ray's stop_job sends SIGTERM first: turn it into an exception so every ``finally`` below runs.
     signal.signal(signal.SIGTERM, _raise_stopped)
     return run_job(args.run_id)
+
+
+def manage_standbys(action: str) -> int:
+    import ray
+
+    from syncmaster_ray.job import standby
+    from syncmaster_ray.settings import get_settings
+
+    settings = get_settings()
+    ray.init(namespace=standby.ray_namespace(settings), logging_level=logging.WARNING)
+    if action == "start":
+        print(f"started {standby.replenish(settings)} standby transfer actor(s)")
+    else:
+        print(f"stopped {standby.evict_idle()} idle standby transfer actor(s)")
+    return 0
 
 
 def run_job(run_id: int) -> int:
@@ -71,22 +97,69 @@ def run_job(run_id: int) -> int:
 
 def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
     import ray
-    from ray.util.placement_group import placement_group, remove_placement_group
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from syncmaster_ray.ids import actor_name_for, placement_group_name_for, submission_id_for
-    from syncmaster_ray.job.actor import TransferActor
-    from syncmaster_ray.job.placement import fits_on_one_node, fits_somewhere, placement_strategy, plan_placement
+    from syncmaster_ray.job import standby
+    from syncmaster_ray.job.placement import placement_strategy, plan_placement
     from syncmaster_ray.job.transfer import build_handlers
 
     spec = repo.load_run_spec(run_id, settings.secret_key)
     handlers = build_handlers(spec)  # fail on bad params before reserving anything
-    strategy = placement_strategy(handlers)
     plan = plan_placement(
         spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes
     )
-    submission_id = submission_id_for(run_id, settings.job_namespace)
-    ray.init(logging_level=logging.WARNING)
+    ray.init(namespace=standby.ray_namespace(settings), logging_level=logging.WARNING)
+    use_standby = settings.ray.standby_drivers > 0
+    claimed = None
+    if use_standby and standby.can_use_standby(standby.run_shape(settings, spec.resources, handlers),
+                                               standby.standby_shape(settings)):
+        claimed = standby.claim(run_id)
+    repo.record(run_id, phase="waiting_for_capacity")
+    waiting = time.monotonic()
+    group = actor = None
+    try:
+        if claimed is not None:
+            group, actor = claimed.group, claimed.actor
+        else:
+            group = _reserve(run_id, plan, placement_strategy(handlers), settings)
+        capacity_wait = round(time.monotonic() - waiting, 3)
+        repo.record(run_id, phase="transferring")
+        if actor is None:
+            actor = _start_actor(run_id, plan, group, settings)
+        try:
+            result = ray.get(actor.run.remote(group, plan.executor_bundle_indexes))
+        except ray.exceptions.RayActorError:
+            raise TransferActorDiedError(
+                "the transfer actor (the Spark driver) died mid-run: its process was killed, ran out of memory "
+                "or lost its node"
+            ) from None
+        for line in result.pop("log", ()):
+            print(line, flush=True)  # a claimed standby's log lines, into this job's log
+        if result["ok"]:
+            result["metrics"] = {"capacity_wait_seconds": capacity_wait, **result["metrics"]}
+        return result
+    finally:
+        _tear_down(actor, group)
+        if use_standby:
+            _replenish_standbys(settings)
+
+
+def _replenish_standbys(settings: Any) -> None:
+    from syncmaster_ray.job import standby
+
+    try:
+        standby.replenish(settings)
+    except Exception:  # the run's own outcome stands; the next job tries again
+        log.warning("Could not start standby transfer actors", exc_info=True)
+
+
+def _reserve(run_id: int, plan: Any, strategy: str, settings: Any) -> Any:
+    """The run's placement group, once it is placed: fails fast if the cluster can never hold it."""
+    import ray
+    from ray.util.placement_group import placement_group
+
+    from syncmaster_ray.ids import placement_group_name_for, submission_id_for
+    from syncmaster_ray.job.placement import fits_on_one_node, fits_somewhere
+
     cluster_total = ray.cluster_resources()
     if not fits_somewhere(plan, cluster_total):
         raise ResourcesUnavailableError(
@@ -101,48 +174,63 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
                 f"node, but no node has that much (the largest has {_describe(largest)})"
             )
     log.info("Placement group strategy %s for bundles %s", strategy, plan.bundles)
+    submission_id = submission_id_for(run_id, settings.job_namespace)
     group = placement_group(plan.bundles, strategy=strategy, name=placement_group_name_for(submission_id))
-    actor = None
     try:
-        waiting = time.monotonic()
-        repo.record(run_id, phase="waiting_for_capacity")
-        _wait_for_capacity(group, plan.total, settings.ray.placement_timeout_seconds)
-        capacity_wait = round(time.monotonic() - waiting, 3)
-        repo.record(run_id, phase="transferring")
-        actor = (
-            ray.remote(TransferActor)
-            .options(
-                name=actor_name_for(submission_id),
-                num_cpus=plan.bundles[plan.driver_bundle_index]["CPU"],
-                memory=plan.bundles[plan.driver_bundle_index]["memory"],
-                max_restarts=0,
-                scheduling_strategy=PlacementGroupSchedulingStrategy(
-                    placement_group=group, placement_group_bundle_index=plan.driver_bundle_index
-                ),
-            )
-            .remote(run_id)
+        _wait_for_capacity(group, plan.total, settings)
+    except BaseException:
+        _tear_down(None, group)
+        raise
+    return group
+
+
+def _start_actor(run_id: int, plan: Any, group: Any, settings: Any) -> Any:
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from syncmaster_ray.ids import actor_name_for, submission_id_for
+    from syncmaster_ray.job.actor import TransferActor
+
+    driver = plan.bundles[plan.driver_bundle_index]
+    return (
+        ray.remote(TransferActor)
+        .options(
+            name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),
+            num_cpus=driver["CPU"],
+            memory=driver["memory"],
+            max_restarts=0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                placement_group=group, placement_group_bundle_index=plan.driver_bundle_index
+            ),
         )
-        try:
-            result = ray.get(actor.run.remote(group, plan.executor_bundle_indexes))
-        except ray.exceptions.RayActorError:
-            raise TransferActorDiedError(
-                "the transfer actor (the Spark driver) died mid-run: its process was killed, ran out of memory "
-                "or lost its node"
-            ) from None
-        if result["ok"]:
-            result["metrics"] = {"capacity_wait_seconds": capacity_wait, **result["metrics"]}
-        return result
-    finally:
-        if actor is not None:
-            ray.kill(actor, no_restart=True)
+        .remote(run_id)
+    )
+
+
+def _tear_down(actor: Any, group: Any) -> None:
+    import ray
+    from ray.util.placement_group import remove_placement_group
+
+    if actor is not None:
+        ray.kill(actor, no_restart=True)
+    if group is not None:
         remove_placement_group(group)
 
 
-def _wait_for_capacity(group: Any, asked: dict[str, float], timeout: float) -> None:
+def _wait_for_capacity(group: Any, asked: dict[str, float], settings: Any) -> None:
+    """Wait for the group to be placed; idle standbys make way when it is not placed at once."""
     import ray
 
+    from syncmaster_ray.job import standby
+
+    timeout = settings.ray.placement_timeout_seconds
     log.info("Waiting for cluster capacity: %s", _describe(asked))
-    ready, _ = ray.wait([group.ready()], timeout=timeout)
+    started = time.monotonic()
+    ready, _ = ray.wait([group.ready()], timeout=min(timeout, STANDBY_EVICTION_AFTER_SECONDS))
+    if not ready and settings.ray.standby_drivers > 0 and standby.evict_idle():
+        log.info("Idle standbys evicted to make room for this run")
+    if not ready:
+        ready, _ = ray.wait([group.ready()], timeout=max(timeout - (time.monotonic() - started), 0))
     if not ready:
         raise ResourcesUnavailableError(
             f"no capacity for {_describe(asked)} within {timeout:.0f} s (SYNCMASTER__RAY__PLACEMENT_TIMEOUT_SECONDS)"

@@ -930,7 +930,10 @@ def test_staged_write_whose_cleanup_fails_still_succeeds(fake_writer, caplog):
     assert "Could not clean up after the write" in caplog.text
 
 
-def test_postgres_write_uses_the_same_staged_write(fake_writer):
+def test_postgres_write_uses_the_same_staged_write(fake_writer, monkeypatch):
+    from syncmaster_ray.handlers.postgres import PostgresHandler
+
+    monkeypatch.setattr(PostgresHandler, "copy_conninfo", lambda self, df: None)  # JDBC inserts
     conn = FakeConnection()
     handler = build(connection("postgres"), role="target", table_name="sales.orders")
     handler.connection = conn
@@ -939,6 +942,30 @@ def test_postgres_write_uses_the_same_staged_write(fake_writer):
     assert conn.statements[0] == 'DROP TABLE IF EXISTS "sales"."orders__smr_staging"'
     assert conn.statements[1].startswith('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."orders"')
     assert len(conn.statements) == 2  # Postgres needs no existence check and no cleanup
+    assert handler.metrics["write_path"] == "jdbc"
+
+
+def test_postgres_copy_path_creates_the_staging_table_empty_then_copies_into_it(fake_writer, monkeypatch):
+    from syncmaster_ray.handlers import pg_copy
+    from syncmaster_ray.handlers.postgres import PostgresHandler
+
+    copied: list[tuple[dict, str]] = []
+    monkeypatch.setattr(PostgresHandler, "copy_conninfo", lambda self, df: {"host": "db"})
+    monkeypatch.setattr(pg_copy, "copy_rows", lambda df, conninfo, table: copied.append((conninfo, table)) or 7)
+
+    class Frame(FakeDataFrame):
+        def limit(self, n):
+            return FakeDataFrame([f"{name}[:{n}]" for name in self.columns])
+
+        def toDF(self, *columns):
+            return Frame(list(columns))
+
+    handler = build(connection("postgres"), role="target", table_name="sales.orders")
+    handler.connection = FakeConnection()
+    handler.write(Frame(["ID"]))
+    assert fake_writer.written == [("sales.orders__smr_staging", {"if_exists": "replace_entire_table"}, ["id[:0]"])]
+    assert copied == [({"host": "db"}, "sales.orders__smr_staging")]
+    assert handler.metrics == {"write_path": "copy", "rows_written": 7}
 
 
 @pytest.mark.parametrize(

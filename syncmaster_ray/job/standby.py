@@ -1,0 +1,174 @@
+"""Standby transfer actors: Spark on RayDP already started for the next runs of the default shape.
+
+RayDP's start-up (its master, the driver and the executor: three or four JVMs) is most of a short run's fixed cost.
+With ``SYNCMASTER__RAY__STANDBY_DRIVERS=N`` each job leaves up to N transfer actors behind: detached, each in a
+placement group of its own, with its Spark session started, its executor and Python worker warmed, and no run's
+data or credentials. A run of the default shape (SyncMaster's default resources, no Hive) claims one under the
+actor's own lock, uses it as its transfer actor and tears it down like any other; its job then starts a
+replacement. Each run still gets a dedicated actor, Spark and JVMs, all gone after it.
+
+Trade-offs: an idle standby holds its resources (a run of another shape that finds no capacity evicts idle
+standbys first) and about 2.5 GB of memory. A claimed standby was started by an earlier job, so Ray files its
+output under that job: the run's Python log lines are captured and printed by the run's own job instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from syncmaster_ray.ids import normalize_namespace
+from syncmaster_ray.job.placement import PlacementPlan, plan_placement
+from syncmaster_ray.spec import Resources
+
+if TYPE_CHECKING:
+    from syncmaster_ray.handlers.base import Handler
+    from syncmaster_ray.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+PREFIX = "standby-"
+CLAIM_TIMEOUT_SECONDS = 10
+# The databases whose drivers a standby started with Maven packages carries.
+JDBC_TYPES = ("postgres", "mysql", "oracle", "mssql", "clickhouse")
+
+
+@dataclass(frozen=True)
+class SessionShape:
+    """What a Spark session on RayDP is started with; a run can use a standby whose shape equals its own."""
+
+    resources: Resources
+    maven_packages: tuple[str, ...] = ()
+    maven_excludes: tuple[str, ...] = ()
+    hive: bool = False
+
+
+def ray_namespace(settings: AppSettings) -> str:
+    """The Ray namespace of our jobs' named actors: one per SyncMaster database, as submission ids are."""
+    return f"syncmaster-{normalize_namespace(settings.job_namespace)}"
+
+
+def run_shape(settings: AppSettings, resources: Resources, handlers: tuple[Handler, Handler]) -> SessionShape:
+    """The session a run needs: Maven packages count only where the settings resolve them."""
+    use_maven = settings.spark.use_maven_packages
+    return SessionShape(
+        resources=resources,
+        maven_packages=tuple(sorted({p for h in handlers for p in h.maven_packages})) if use_maven else (),
+        maven_excludes=tuple(sorted({e for h in handlers for e in h.maven_exclusions()})) if use_maven else (),
+        hive=any(h.connection_type == "hive" for h in handlers),
+    )
+
+
+def standby_shape(settings: AppSettings) -> SessionShape:
+    """SyncMaster's default resources, and the Maven packages of every JDBC database when Maven is used."""
+    if not settings.spark.use_maven_packages:
+        return SessionShape(resources=Resources())
+    from syncmaster_ray.handlers.registry import handler_class_for
+
+    jdbc = [handler_class_for(kind) for kind in JDBC_TYPES]
+    packages = tuple(sorted({package for cls in jdbc for package in cls.maven_packages}))
+    return SessionShape(resources=Resources(), maven_packages=packages)
+
+
+def can_use_standby(run: SessionShape, standby: SessionShape) -> bool:
+    """A standby serves a run whose session it already is: same resources, no Hive, packages a subset of its own."""
+    return (run.resources == standby.resources and not run.hive and run.maven_excludes == standby.maven_excludes
+            and set(run.maven_packages) <= set(standby.maven_packages))
+
+
+def standby_plan(settings: AppSettings) -> PlacementPlan:
+    return plan_placement(Resources(), driver_cpus=settings.ray.driver_cpus,
+                          driver_memory_bytes=settings.ray.driver_memory_bytes)
+
+
+@dataclass
+class Claimed:
+    actor: Any
+    group: Any
+
+
+def _standby_actors() -> list[tuple[str, Any]]:
+    import ray
+
+    actors = []
+    for name in sorted(ray.util.list_named_actors()):
+        if name.startswith(PREFIX):
+            try:
+                actors.append((name, ray.get_actor(name)))
+            except ValueError:
+                continue  # gone since it was listed
+    return actors
+
+
+def claim(run_id: int) -> Claimed | None:
+    """Take an idle standby for ``run_id`` (or None): the actor and its placement group, now the run's."""
+    import ray
+
+    for name, actor in _standby_actors():
+        try:
+            group = ray.get(actor.claim.remote(run_id), timeout=CLAIM_TIMEOUT_SECONDS)
+        except (ray.exceptions.RayError, TimeoutError):
+            log.info("Standby %s did not answer: skipped", name)
+            continue
+        if group is not None:
+            log.info("Run %s uses standby %s (Spark already started)", run_id, name)
+            return Claimed(actor=actor, group=group)
+    return None
+
+
+def evict_idle() -> int:
+    """Kill every idle standby and free its placement group; returns how many."""
+    import ray
+    from ray.util.placement_group import remove_placement_group
+
+    evicted = 0
+    for name, actor in _standby_actors():
+        try:
+            group = ray.get(actor.evict.remote(), timeout=CLAIM_TIMEOUT_SECONDS)
+        except (ray.exceptions.RayError, TimeoutError):
+            group = None  # dead or stuck: kill it anyway, its group is found below
+        if group is None:
+            continue
+        ray.kill(actor, no_restart=True)
+        remove_placement_group(group)
+        evicted += 1
+        log.info("Evicted standby %s", name)
+    return evicted
+
+
+def replenish(settings: AppSettings) -> int:
+    """Start standbys until N exist (N = ``SYNCMASTER__RAY__STANDBY_DRIVERS``); returns how many were started.
+
+    Nothing is waited for: each standby starts once its placement group fits, after this job has ended.
+    """
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from syncmaster_ray.job.actor import TransferActor
+
+    existing = {name for name, _ in _standby_actors()}
+    plan, shape = standby_plan(settings), standby_shape(settings)
+    driver = plan.bundles[plan.driver_bundle_index]
+    started = 0
+    for name in (f"{PREFIX}{i}" for i in range(settings.ray.standby_drivers)):
+        if name in existing:
+            continue
+        # STRICT_PACK: the driver beside its executor, which is what every run's placement accepts.
+        group = placement_group(plan.bundles, strategy="STRICT_PACK", name=f"{name}-{uuid.uuid4().hex[:8]}",
+                                lifetime="detached")
+        try:
+            ray.remote(TransferActor).options(
+                name=name, lifetime="detached", num_cpus=driver["CPU"], memory=driver["memory"], max_restarts=0,
+                max_concurrency=4,  # claim/evict answer while the warm-up or a run is under way
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    placement_group=group, placement_group_bundle_index=plan.driver_bundle_index),
+            ).remote(None, standby=shape, group=group, executor_bundle_indexes=plan.executor_bundle_indexes)
+        except ValueError:  # another job started this one just now
+            remove_placement_group(group)
+            continue
+        started += 1
+        log.info("Started standby %s", name)
+    return started

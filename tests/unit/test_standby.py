@@ -1,0 +1,37 @@
+"""Which runs a standby transfer actor can serve."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from syncmaster_ray.job.standby import SessionShape, can_use_standby, run_shape
+from syncmaster_ray.spec import Resources
+
+
+def _settings(use_maven: bool) -> SimpleNamespace:
+    return SimpleNamespace(spark=SimpleNamespace(use_maven_packages=use_maven))
+
+
+def _handler(kind: str, packages: tuple[str, ...] = ("g:a:1",)) -> SimpleNamespace:
+    return SimpleNamespace(connection_type=kind, maven_packages=packages, maven_exclusions=lambda: ())
+
+
+def test_default_resources_without_hive_use_the_standby():
+    shape = run_shape(_settings(False), Resources(), (_handler("postgres"), _handler("mysql")))
+    assert shape == SessionShape(resources=Resources())  # packages count only when Maven resolves them
+    assert can_use_standby(shape, SessionShape(resources=Resources()))
+
+
+def test_other_resources_or_hive_start_their_own_session():
+    standby = SessionShape(resources=Resources())
+    bigger = run_shape(_settings(False), Resources(max_parallel_tasks=2), (_handler("postgres"), _handler("mysql")))
+    hive = run_shape(_settings(False), Resources(), (_handler("postgres"), _handler("hive")))
+    assert not can_use_standby(bigger, standby)
+    assert not can_use_standby(hive, standby)
+
+
+def test_with_maven_the_standby_must_carry_the_runs_packages():
+    shape = run_shape(_settings(True), Resources(), (_handler("postgres", ("pg:1",)), _handler("mysql", ("my:1",))))
+    assert shape.maven_packages == ("my:1", "pg:1")
+    assert can_use_standby(shape, SessionShape(resources=Resources(), maven_packages=("my:1", "ora:1", "pg:1")))
+    assert not can_use_standby(shape, SessionShape(resources=Resources(), maven_packages=("pg:1",)))
