@@ -9,6 +9,17 @@ A SyncMaster iceberg connection comes in two flavours, told apart by key presenc
 The catalog accepts a bearer token, or OAuth2 client credentials when ``rest_catalog_oauth2_client_id`` is
 present. Each handler registers its own Spark catalog, ``iceberg_<8 hex>``, so both sides of a transfer may be
 Iceberg.
+
+Writes need no staging table: each is one Iceberg commit, which swaps the table's metadata pointer atomically in the
+catalog. onETL 0.17 writes with ``DataFrameWriterV2`` through Iceberg's ``SparkCatalog``: an existing target with
+``overwritePartitions()`` (one ``ReplacePartitions`` commit: the partitions present in the data, the whole table when
+unpartitioned) or ``append()`` (one ``AppendFiles`` commit); a new target with ``createOrReplace()``, which Spark
+runs as an atomic replace-table-as-select because ``SparkCatalog`` is a ``StagingTableCatalog`` (the table is
+created in the catalog only by the commit after the write). The tasks write data files first; nothing references
+them until the commit. So a failure or stop before the commit leaves the target as it was (the files already written
+stay in the table's location, unreferenced, until Iceberg's ``remove_orphan_files`` removes them); after it, the
+target has every new row. Read from onETL's and Iceberg 1.10's (``SparkWrite``, ``SparkCatalog``) code; not tested
+here, as Iceberg's Spark runtime jar is only on Maven.
 """
 
 from __future__ import annotations

@@ -9,8 +9,17 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.fixtures.hive_data import (
+    fingerprint_query,
+    hive_sql,
+    table_definition,
+    table_names,
+    tables_query,
+    warehouse_entries,
+    write_in_progress,
+)
 from tests.fixtures.mysql_data import mariadb, mysql_fingerprint, postgres_fingerprint, table_exists, tables_like
-from tests.fixtures.postgres_data import checksum, create_source, unique_table
+from tests.fixtures.postgres_data import ROWS_SQL, checksum, create_source, unique_table
 from tests.fixtures.ray_cluster import spark_jvms
 from tests.fixtures.runs import ended, start_and_wait, wait_for
 from tests.integration.test_transfer_postgres import connection_data
@@ -229,3 +238,153 @@ def test_hive_row_filter_matches_a_value_with_quotes_and_backslashes(repo, catal
     with psycopg.connect(data_db_url) as conn:
         rows = conn.execute(sql.SQL("SELECT id, name FROM {}").format(sql.Identifier(*back.split(".")))).fetchall()
     assert rows == [(-7, tricky)]
+
+
+@pytest.fixture(scope="module")
+def hive(catalog, app_env):
+    """Spark's own metastore and warehouse of the session (``hive_metastore_config``)."""
+    return ensure_connection(catalog, app_env, "hive_tests", "hive", {"cluster": "local"},
+                             {"type": "basic", "user": "etl", "password": "x"})
+
+
+# The source's columns as Spark writes them into Hive (lower case).
+HIVE_COLUMNS = ("id INT, bigvalue BIGINT, amount DECIMAL(14,3), name STRING, is_active BOOLEAN, day DATE, "
+                "local_ts TIMESTAMP, event_at TIMESTAMP")
+
+
+def old_hive_rows(table: str, ids: str, day: str = "date'2020-01-01'") -> str:
+    return (f"INSERT INTO {table} SELECT CAST(id AS INT), id, CAST(id AS DECIMAL(14,3)), concat('old ', id), true, "
+            f"{day}, timestamp'2020-01-01 00:00:00', timestamp'2020-01-01 00:00:00' FROM {ids}")
+
+
+# Enough rows that the write into Hive is still going when the stop lands.
+HIVE_STOP_ROWS = 500_000
+
+
+def test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it(
+    repo, catalog, e2e_queue, pg, hive, data_db_url, hive_metastore_config, ray_head, celery_worker
+):
+    """Insert-overwrite in place deletes the old files first: a stop mid-write must still leave the old table."""
+    from syncmaster_ray.cli.run import send_run_task
+
+    config = hive_metastore_config
+    source, name = unique_table("hv_src"), f"hstop_{secrets.token_hex(4)}"
+    target = f"default.{name}"
+    create_source(data_db_url, source, rows=HIVE_STOP_ROWS)
+    look = (f"SELECT * FROM {target} ORDER BY id", fingerprint_query(target), f"SHOW CREATE TABLE {target}",
+            tables_query("default", name))
+    hive_sql(config, f"CREATE TABLE {target} ({HIVE_COLUMNS}) USING parquet COMMENT 'kept' "
+                     f"TBLPROPERTIES ('smr.test' = 'kept')", old_hive_rows(target, "range(1, 51)"))
+    before = hive_sql(config, *look)
+    assert len(before[0]) == 50 and table_names(before[3]) == [name]
+    transfer = make_transfer(catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": source},
+                             {"type": "hive", "table_name": target})
+    run = repo.create_run(transfer.id)
+    send_run_task(run.id, e2e_queue.slug)
+    wait_for(lambda: write_in_progress(config, name), 300, "the write to start", interval=0.2)
+
+    repo.request_stop(run.id)
+    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
+
+    assert final.status == "STOPPED", repo.get_record(run.id).reason
+    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")  # it held the metastore
+    after = hive_sql(config, *look[:3])
+    assert after == before[:3]
+    # The next run restores or drops what the killed one left, then swaps its own staging table in.
+    again = start_and_wait(repo, transfer, e2e_queue.slug)
+    assert_finished(repo, again)
+    fingerprint, create, tables = hive_sql(config, fingerprint_query(target), f"SHOW CREATE TABLE {target}",
+                                           tables_query("default", name))
+    assert [int(value) for value in fingerprint[0]] == list(postgres_fingerprint(data_db_url, source))
+    assert create == before[2]  # still parquet, same columns, comment and properties
+    assert table_names(tables) == [name]  # neither __smr_staging nor __smr_old is left
+    assert warehouse_entries(config, name) == [name]
+
+
+def test_hive_incremental_run_appends_and_an_append_stopped_mid_write_leaves_the_target_as_it_was(
+    repo, catalog, e2e_queue, pg, hive, data_db_url, hive_metastore_config, ray_head, celery_worker
+):
+    """Appends go straight into the target: Spark moves their files into the table only when the job commits."""
+    from syncmaster_ray.cli.run import send_run_task
+
+    config = hive_metastore_config
+    source, name = unique_table("hv_inc"), f"hinc_{secrets.token_hex(4)}"
+    target = f"default.{name}"
+    create_source(data_db_url, source, rows=100)
+    transfer = make_transfer(catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": source},
+                             {"type": "hive", "table_name": target},
+                             strategy={"type": "incremental", "increment_by": "Id"})
+    assert_finished(repo, start_and_wait(repo, transfer, e2e_queue.slug))  # no target yet: created, staged
+    with psycopg.connect(data_db_url, autocommit=True) as conn:  # rows 101.. like the first ones, all columns set
+        conn.execute(sql.SQL(ROWS_SQL.replace("generate_series(1,", "generate_series(101,")).format(
+            table=sql.Identifier(*source.split("."))), {"rows": HIVE_STOP_ROWS})
+    before = hive_sql(config, fingerprint_query(target), tables_query("default", name))
+    # Rows with a NULL increment column are below any HWM, as in the Postgres incremental test.
+    assert [int(value) for value in before[0][0]] == list(postgres_fingerprint(data_db_url, source,
+                                                                               '"Id" BETWEEN -1 AND 100'))
+
+    run = repo.create_run(transfer.id)
+    send_run_task(run.id, e2e_queue.slug)
+    wait_for(lambda: write_in_progress(config, name), 300, "the append to start", interval=0.2)
+    repo.request_stop(run.id)
+    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
+
+    assert final.status == "STOPPED", repo.get_record(run.id).reason
+    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
+    assert hive_sql(config, fingerprint_query(target), tables_query("default", name),
+                    f"INSERT INTO {target} (id, name) VALUES (100000000, 'only in the target')")[:2] == before
+    # The stopped run saved no HWM: the next one appends every new row.
+    assert_finished(repo, start_and_wait(repo, transfer, e2e_queue.slug))
+    fingerprint, kept, tables = hive_sql(config, fingerprint_query(target, "id <> 100000000"),
+                                         f"SELECT name FROM {target} WHERE id = 100000000",
+                                         tables_query("default", name))
+    assert [int(value) for value in fingerprint[0]] == list(postgres_fingerprint(data_db_url, source,
+                                                                                 '"Id" IS NOT NULL'))
+    assert kept == [["only in the target"]]
+    assert table_names(tables) == [name]
+    assert warehouse_entries(config, name) == [name]
+
+
+def test_hive_partitioned_target_keeps_untouched_partitions_even_after_a_run_killed_between_its_renames(
+    repo, catalog, e2e_queue, pg, hive, data_db_url, hive_metastore_config, ray_head, celery_worker
+):
+    """Only the partitions present in the new rows are replaced (a NULL partition value included).
+
+    The target starts as a run killed between its two renames leaves it: no target, the old table as
+    ``__smr_old`` and a staging table. The run renames the old table back first, so its other partitions survive.
+    """
+    config = hive_metastore_config
+    source, name = unique_table("hv_part"), f"hpart_{secrets.token_hex(4)}"
+    target, old, staging = f"default.{name}", f"default.{name}__smr_old", f"default.{name}__smr_staging"
+    with psycopg.connect(data_db_url, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE {source} ("Id" integer, "Name" text, "Region" text)')
+        conn.execute(f"INSERT INTO {source} VALUES (10, 'new b', 'b'), (11, 'new b too', 'b'), (12, 'new c', 'c'), "
+                     f"(13, 'new null', NULL)")
+    create = hive_sql(
+        config,
+        f"CREATE TABLE {target} (id INT, name STRING) PARTITIONED BY (region STRING) STORED AS ORC "
+        f"TBLPROPERTIES ('orc.compress' = 'ZLIB')",
+        f"INSERT INTO {target} VALUES (1, 'old a', 'a'), (2, 'old a too', 'a'), (4, 'old b', 'b'), "
+        f"(7, 'old null', NULL)",
+        f"SHOW CREATE TABLE {target} AS SERDE",
+        f"ALTER TABLE {target} RENAME TO {old}",
+        f"CREATE TABLE {staging} LIKE {old}",
+        f"INSERT INTO {staging} VALUES (99, 'from the killed run', 'a')",
+        tables_query("default", name),
+    )
+    assert table_names(create[-1]) == [f"{name}__smr_old", f"{name}__smr_staging"]
+    transfer = make_transfer(catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": source},
+                             {"type": "hive", "table_name": target})
+
+    assert_finished(repo, start_and_wait(repo, transfer, e2e_queue.slug))
+
+    rows, partitions, definition, tables = hive_sql(
+        config, f"SELECT id, name, region FROM {target} ORDER BY id", f"SHOW PARTITIONS {target}",
+        f"SHOW CREATE TABLE {target} AS SERDE", tables_query("default", name))
+    assert rows == [["1", "old a", "a"], ["2", "old a too", "a"], ["10", "new b", "b"], ["11", "new b too", "b"],
+                    ["12", "new c", "c"], ["13", "new null", None]]
+    assert [row[0] for row in partitions] == ["region=__HIVE_DEFAULT_PARTITION__", "region=a", "region=b",
+                                              "region=c"]
+    assert table_definition(definition) == table_definition(create[2])  # ORC serde, partitioning, properties
+    assert table_names(tables) == [name]
+    assert warehouse_entries(config, name) == [name]
