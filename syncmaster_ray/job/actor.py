@@ -27,6 +27,10 @@ from syncmaster_ray.outcome import classify
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# A standby's warm-up read: enough rows of common types for the JIT to compile the read and Arrow paths.
+WARM_UP_QUERY = ("SELECT g::bigint AS id, 'row ' || g AS name, (g % 1000)::numeric(12, 2) / 10 AS amount, "
+                 "g % 2 = 0 AS active, now() + g * interval '1 second' AS created_at "
+                 "FROM generate_series(1, 300000) AS g")
 
 
 @dataclass
@@ -64,6 +68,10 @@ class TransferActor:
                 return None
             self.run_id = run_id
             return self.group
+
+    def group_id(self) -> str | None:
+        """Standby: the hex id of its placement group."""
+        return self.group.id.hex() if self.group is not None else None
 
     def evict(self) -> Any:
         """Standby: refuse every later claim; returns the placement group to free, or None if a run has it."""
@@ -161,12 +169,19 @@ class TransferActor:
         from syncmaster_ray.settings import get_settings
 
         try:
-            self._session = self._start_spark(shape, get_settings(), "syncmaster-ray-standby", self.group,
+            settings = get_settings()
+            self._session = self._start_spark(shape, settings, "syncmaster-ray-standby", self.group,
                                               executor_bundle_indexes)
-            _warm_executors(self._session.spark)
         except Exception:
-            log.exception("Standby warm-up failed")
+            log.exception("The standby's Spark did not start")
             self._session = None
+            return
+        try:
+            _warm_up_repository(settings.database.sync_url)
+            _warm_up(self._session.spark, settings.database.sync_url)
+        except Exception as exc:  # only slower: the session itself is fine
+            log.warning("Standby warm-up read failed (%s): the run will load its code paths itself",
+                        type(exc).__name__)
 
     def _start_spark(self, shape: Any, settings: Any, app_name: str, placement_group: Any,
                      bundle_indexes: list[int]) -> SparkOnRay:
@@ -216,9 +231,29 @@ def _stop_spark() -> bool:
     return stop_driver_jvm()
 
 
-def _warm_executors(spark: Any) -> None:
-    """Run what a transfer's first task would load: the executor JVM's code paths and a Python worker with the
-    COPY path's imports (Spark reuses Python workers, so the run's task finds it started)."""
+def _warm_up_repository(database_url: str) -> None:
+    """What the run's first step loads: our models, a pooled connection to our database, the JDBC handlers."""
+    from sqlalchemy import text
+
+    from syncmaster_ray.db.engine import get_engine
+    from syncmaster_ray.db.repository import RunRepository  # noqa: F401
+    from syncmaster_ray.handlers.registry import handler_class_for
+    from syncmaster_ray.job.standby import JDBC_TYPES
+
+    with get_engine(database_url).connect() as connection:
+        connection.execute(text("SELECT 1"))
+    for kind in JDBC_TYPES:
+        handler_class_for(kind)
+
+
+def _warm_up(spark: Any, database_url: str) -> None:
+    """Run what a Postgres -> Postgres transfer runs first, so the run finds it loaded and JIT-compiled: onETL's
+    connection check on the driver, a JDBC read of generated rows on the executor, Arrow batches to a Python worker
+    that imports the COPY path (Spark reuses Python workers). Our own database (SyncMaster's, always Postgres) is
+    the one server a standby may talk to; nothing is written."""
+    from onetl.connection import Postgres
+    from onetl.db import DBReader  # noqa: F401  (the run's imports, ahead of it)
+    from sqlalchemy.engine import make_url
 
     def load_copy_path(batches: Any) -> Any:
         import psycopg  # noqa: F401
@@ -226,12 +261,14 @@ def _warm_executors(spark: Any) -> None:
         import pyarrow.csv
 
         for batch in batches:
-            yield pa.RecordBatch.from_pydict({"id": batch.column(0)})
+            pyarrow.csv.write_csv(batch, pa.BufferOutputStream())
+            yield pa.RecordBatch.from_pydict({"rows": [batch.num_rows]})
 
-    import onetl.connection  # the run's imports, ahead of it
-    import onetl.db  # noqa: F401
-
-    spark.range(1000, numPartitions=1).mapInArrow(load_copy_path, "id long").count()
+    url = make_url(database_url)
+    connection = Postgres(host=url.host, port=url.port or 5432, user=url.username, password=url.password or "",
+                          database=url.database, spark=spark).check()
+    rows = connection.sql(WARM_UP_QUERY)
+    rows.mapInArrow(load_copy_path, "rows long").groupBy().sum("rows").collect()
 
 
 @contextmanager

@@ -112,6 +112,9 @@ def claim(run_id: int) -> Claimed | None:
         except (ray.exceptions.RayError, TimeoutError):
             log.info("Standby %s did not answer: skipped", name)
             continue
+        except BaseException:  # stopped mid-claim: it may be ours now, so it goes (its group is an orphan now)
+            ray.kill(actor, no_restart=True)
+            raise
         if group is not None:
             log.info("Run %s uses standby %s (Spark already started)", run_id, name)
             return Claimed(actor=actor, group=group)
@@ -135,7 +138,40 @@ def evict_idle() -> int:
         remove_placement_group(group)
         evicted += 1
         log.info("Evicted standby %s", name)
+    remove_orphan_groups()
     return evicted
+
+
+def remove_orphan_groups() -> int:
+    """Remove standby placement groups that no live standby holds (left by a job stopped mid-claim or mid-start,
+    or by a standby that died); returns how many."""
+    import ray
+    from ray.util.placement_group import get_placement_group, placement_group_table, remove_placement_group
+
+    held = set()
+    for _, actor in _standby_actors():
+        try:
+            held.add(ray.get(actor.group_id.remote(), timeout=CLAIM_TIMEOUT_SECONDS))
+        except (ray.exceptions.RayError, TimeoutError):
+            continue
+    removed = 0
+    for group_id, info in placement_group_table().items():
+        name = info.get("name") or ""
+        if name.startswith(_group_prefix()) and info.get("state") != "REMOVED" and group_id not in held:
+            try:
+                remove_placement_group(get_placement_group(name))
+            except ValueError:
+                continue  # removed since it was listed
+            removed += 1
+            log.info("Removed orphan standby placement group %s", name)
+    return removed
+
+
+def _group_prefix() -> str:
+    """Standby group names carry the Ray namespace: another installation's standbys are never ours to remove."""
+    import ray
+
+    return f"{ray.get_runtime_context().namespace}/{PREFIX}"
 
 
 def replenish(settings: AppSettings) -> int:
@@ -149,6 +185,7 @@ def replenish(settings: AppSettings) -> int:
 
     from syncmaster_ray.job.actor import TransferActor
 
+    remove_orphan_groups()
     existing = {name for name, _ in _standby_actors()}
     plan, shape = standby_plan(settings), standby_shape(settings)
     driver = plan.bundles[plan.driver_bundle_index]
@@ -157,8 +194,8 @@ def replenish(settings: AppSettings) -> int:
         if name in existing:
             continue
         # STRICT_PACK: the driver beside its executor, which is what every run's placement accepts.
-        group = placement_group(plan.bundles, strategy="STRICT_PACK", name=f"{name}-{uuid.uuid4().hex[:8]}",
-                                lifetime="detached")
+        group_name = f"{_group_prefix()}{name.removeprefix(PREFIX)}-{uuid.uuid4().hex[:8]}"
+        group = placement_group(plan.bundles, strategy="STRICT_PACK", name=group_name, lifetime="detached")
         try:
             ray.remote(TransferActor).options(
                 name=name, lifetime="detached", num_cpus=driver["CPU"], memory=driver["memory"], max_restarts=0,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from syncmaster_ray.errors import InvalidParamsError, SourceError, SyncmasterRayError, TargetError
+from syncmaster_ray.handlers.base import JDBCHandler
 from syncmaster_ray.handlers.registry import handler_class_for
 from syncmaster_ray.job.strategy import strategy_scope
 from syncmaster_ray.outcome import error_with_cause
@@ -66,10 +68,7 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler, stor
     source_name = f"reading {_location(source)} from {source.describe}".replace("  ", " ")
     target_name = f"writing {_location(target)} to {target.describe}".replace("  ", " ")
     with _phase(timings, "connect_seconds"):
-        with _blame(SourceError, f"connecting to {source.describe}"):
-            source.connect(spark)
-        with _blame(TargetError, f"connecting to {target.describe}"):
-            target.connect(spark)
+        _connect(spark, source, target)
     # The new HWM is saved when this scope ends without error: only after the write succeeded.
     with strategy_scope(source.spec, store) as previous_hwm:
         source.previous_hwm = target.previous_hwm = previous_hwm
@@ -86,6 +85,24 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler, stor
                 target.write(df)
     log.info("Transfer done: %s %s", timings, counted)
     return {**timings, **counted, "source_partitions": partitions, **source.metrics, **target.metrics}
+
+
+def _connect(spark: SparkSession, source: Handler, target: Handler) -> None:
+    """Check both connections; two JDBC databases at once (each check is a round trip through py4j and the
+    JVM), others one after the other (file handlers register process-wide hooks). A source error wins."""
+
+    def connect(handler: Handler, error: type[SyncmasterRayError]) -> None:
+        with _blame(error, f"connecting to {handler.describe}"):
+            handler.connect(spark)
+
+    if not (isinstance(source, JDBCHandler) and isinstance(target, JDBCHandler)):
+        connect(source, SourceError)
+        connect(target, TargetError)
+        return
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="connect") as pool:
+        checks = [pool.submit(connect, source, SourceError), pool.submit(connect, target, TargetError)]
+    for check in checks:
+        check.result()
 
 
 @contextmanager

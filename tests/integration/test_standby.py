@@ -28,7 +28,19 @@ def standby_actors(head: LocalRayHead) -> list[str]:
 
 
 def standby_groups(head: LocalRayHead) -> list[dict]:
-    return [g for g in live_placement_groups(head.dashboard_url) if str(g.get("name", "")).startswith(PREFIX)]
+    return [g for g in live_placement_groups(head.dashboard_url) if f"/{PREFIX}" in str(g.get("name", ""))]
+
+
+ORPHAN_GROUP = """
+import ray
+from ray.util.placement_group import placement_group
+from syncmaster_ray.job.standby import ray_namespace
+from syncmaster_ray.settings import get_settings
+namespace = ray_namespace(get_settings())
+ray.init(namespace=namespace)
+group = placement_group([{"CPU": 0.1}], name=f"{namespace}/standby-9-orphan", lifetime="detached")
+ray.get(group.ready(), timeout=60)
+"""
 
 
 def test_runs_of_the_default_shape_use_a_standby_and_others_evict_it(
@@ -71,11 +83,12 @@ def test_runs_of_the_default_shape_use_a_standby_and_others_evict_it(
         # Its job started a standby again; stopping the standbys leaves nothing behind.
         wait_for(lambda: standby_actors(head) or None, 120, "the standby after the wide run")
         wait_for(lambda: len(spark_jvms(head.session_id)) >= 1, 180, "its Spark to start")
-        stopped = subprocess.run(
-            [sys.executable, "-m", "syncmaster_ray.job", "--standbys", "stop"],
-            env={**head.ray_env(), **node_env, "RAY_ADDRESS": head.gcs_address},
-            capture_output=True, text=True, timeout=120,
-        )
+        # A group left by a job stopped mid-claim (no standby holds it) is removed too.
+        driver_env = {**head.ray_env(), **node_env, "RAY_ADDRESS": head.gcs_address}
+        subprocess.run([sys.executable, "-c", ORPHAN_GROUP], env=driver_env, check=True, timeout=120)
+        assert len(standby_groups(head)) == 2
+        stopped = subprocess.run([sys.executable, "-m", "syncmaster_ray.job", "--standbys", "stop"], env=driver_env,
+                                 capture_output=True, text=True, timeout=120)
         assert stopped.returncode == 0 and "stopped 1 idle standby" in stopped.stdout, stopped.stderr
         wait_for(lambda: spark_jvms(head.session_id) == [], 60, "every Spark JVM to exit")
         assert standby_actors(head) == [] and standby_groups(head) == []
