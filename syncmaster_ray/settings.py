@@ -85,7 +85,7 @@ class WorkerSettings(BaseModel):
         "`ray_job_id`, `dashboard_url` and `ray_job_url`. Empty: the Ray dashboard job page.",
     )
     job_poll_interval_seconds: float = Field(
-        default=1.0, gt=0, description="How often the Celery task polls the Ray job and the run's status."
+        default=0.5, gt=0, description="How often the Celery task polls the Ray job and the run's status."
     )
     ray_unreachable_grace_seconds: float = Field(
         default=120, gt=0, description="How long the Jobs API may stay unreachable during a run (e.g. a head "

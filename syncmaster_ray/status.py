@@ -17,6 +17,7 @@ from syncmaster_ray.ray_client import dashboard_auth_headers
 from syncmaster_ray.redact import redact
 
 RESOURCE_KEYS = ("CPU", "memory")
+STANDBY_PREFIX = "standby-"  # job/standby.py's PREFIX (not imported: this module stays free of the job package)
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Capacity:
     total: dict[str, float] = field(default_factory=dict)
     reserved: dict[str, float] = field(default_factory=dict)
     groups_waiting: int = 0
+    standbys: int = 0  # placed groups of standby transfer actors (idle, or claimed by a run)
     error: str | None = None
 
     @property
@@ -67,6 +69,7 @@ def capacity_from(nodes: list[dict[str, Any]], groups: list[dict[str, Any]]) -> 
             capacity.total[key] = capacity.total.get(key, 0) + node.get("resources_total", {}).get(key, 0)
     for group in groups:
         if group.get("state") == "CREATED":
+            capacity.standbys += f"/{STANDBY_PREFIX}" in str(group.get("name") or "")
             for bundle in group.get("bundles", []):
                 for key in RESOURCE_KEYS:
                     capacity.reserved[key] = capacity.reserved.get(key, 0) + bundle["unit_resources"].get(key, 0)

@@ -42,7 +42,8 @@ def _capacity_line(capacity: Capacity) -> str:
     free, total = capacity.free, capacity.total
     return (f"cluster: {capacity.nodes} node(s); CPU {free.get('CPU', 0):g} free of {total.get('CPU', 0):g}; "
             f"memory {free.get('memory', 0) / GiB:.1f} GiB free of {total.get('memory', 0) / GiB:.1f} GiB; "
-            f"{capacity.groups_waiting} placement group(s) waiting")
+            f"{capacity.groups_waiting} placement group(s) waiting; {capacity.standbys} standby transfer actor(s) "
+            "placed (their CPUs and memory count as reserved)")
 
 
 def _runs_table(title: str, lines: list[RunLine], *, link: bool) -> Table:

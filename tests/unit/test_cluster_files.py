@@ -227,6 +227,7 @@ def test_env_example_documents_exactly_what_compose_uses():
     optional = {name for name, operator in used.items() if operator == ":-"}
     assert optional == {
         "SYNCMASTER__RAY__DASHBOARD_URL", "SYNCMASTER__RAY__JOB_NAMESPACE", "SYNCMASTER__WORKER__LOG_URL_TEMPLATE",
+        "SYNCMASTER__RAY__STANDBY_DRIVERS",
     }
     assert all(used[name] == ":?" for name in set(used) - optional)
 

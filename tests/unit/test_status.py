@@ -9,8 +9,9 @@ def node(state="ALIVE", cpu=4.0, memory=8 * GiB):
     return {"state": state, "resources_total": {"CPU": cpu, "memory": memory, "object_store_memory": 1.0}}
 
 
-def group(state, *bundles):
-    return {"state": state, "bundles": [{"unit_resources": {"CPU": c, "memory": m}} for c, m in bundles]}
+def group(state, *bundles, name=""):
+    return {"state": state, "name": name,
+            "bundles": [{"unit_resources": {"CPU": c, "memory": m}} for c, m in bundles]}
 
 
 def test_capacity_counts_live_nodes_and_groups_that_hold_resources():
@@ -23,6 +24,18 @@ def test_capacity_counts_live_nodes_and_groups_that_hold_resources():
     assert capacity.reserved == {"CPU": 2, "memory": 2 * GiB}
     assert capacity.free == {"CPU": 4, "memory": 10 * GiB}
     assert capacity.groups_waiting == 1
+    assert capacity.standbys == 0
+
+
+def test_capacity_counts_placed_standbys_as_reserved():
+    capacity = capacity_from(
+        [node()],
+        [group("CREATED", (1, GiB), (1, GiB), name="syncmaster-db/standby-0-ab12cd34"),
+         group("PENDING", (1, GiB), (1, GiB), name="syncmaster-db/standby-1-ef56ab78"),
+         group("CREATED", (1, GiB), name="syncmaster-db-run-7-pg")],
+    )
+    assert capacity.standbys == 1
+    assert capacity.reserved == {"CPU": 3, "memory": 3 * GiB}
 
 
 def test_report_renders_without_a_cluster(monkeypatch):
