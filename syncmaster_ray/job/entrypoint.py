@@ -55,11 +55,11 @@ def manage_standbys(action: str) -> int:
     from syncmaster_ray.settings import get_settings
 
     settings = get_settings()
-    ray.init(namespace=standby.ray_namespace(settings), logging_level=logging.WARNING)
+    ray.init(logging_level=logging.WARNING)
     if action == "start":
         print(f"started {standby.replenish(settings)} standby transfer actor(s)")
     else:
-        print(f"stopped {standby.evict_idle()} idle standby transfer actor(s)")
+        print(f"stopped {standby.evict_idle(standby.ray_namespace(settings))} idle standby transfer actor(s)")
     return 0
 
 
@@ -107,19 +107,18 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
     plan = plan_placement(
         spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes
     )
-    ray.init(namespace=standby.ray_namespace(settings), logging_level=logging.WARNING)
+    ray.init(logging_level=logging.WARNING)  # a namespace of the job's own: RayDP's actor names are fixed
     use_standby = settings.ray.standby_drivers > 0
-    claimed = None
-    if use_standby and standby.can_use_standby(standby.run_shape(settings, spec.resources, handlers),
-                                               standby.standby_shape(settings)):
-        claimed = standby.claim(run_id)
-    repo.record(run_id, phase="waiting_for_capacity")
-    waiting = time.monotonic()
     group = actor = None
-    try:
-        if claimed is not None:
-            group, actor = claimed.group, claimed.actor
-        else:
+    try:  # from the claim on: whatever happens, the actor and group taken are torn down
+        if use_standby and standby.can_use_standby(standby.run_shape(settings, spec.resources, handlers),
+                                                   standby.standby_shape(settings)):
+            claimed = standby.claim(run_id, standby.ray_namespace(settings))
+            if claimed is not None:
+                group, actor = claimed.group, claimed.actor
+        repo.record(run_id, phase="waiting_for_capacity")
+        waiting = time.monotonic()
+        if group is None:
             group = _reserve(run_id, plan, placement_strategy(handlers), settings)
         capacity_wait = round(time.monotonic() - waiting, 3)
         repo.record(run_id, phase="transferring")
@@ -227,7 +226,7 @@ def _wait_for_capacity(group: Any, asked: dict[str, float], settings: Any) -> No
     log.info("Waiting for cluster capacity: %s", _describe(asked))
     started = time.monotonic()
     ready, _ = ray.wait([group.ready()], timeout=min(timeout, STANDBY_EVICTION_AFTER_SECONDS))
-    if not ready and settings.ray.standby_drivers > 0 and standby.evict_idle():
+    if not ready and settings.ray.standby_drivers > 0 and standby.evict_idle(standby.ray_namespace(settings)):
         log.info("Idle standbys evicted to make room for this run")
     if not ready:
         ready, _ = ray.wait([group.ready()], timeout=max(timeout - (time.monotonic() - started), 0))

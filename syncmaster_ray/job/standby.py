@@ -46,7 +46,12 @@ class SessionShape:
 
 
 def ray_namespace(settings: AppSettings) -> str:
-    """The Ray namespace of our jobs' named actors: one per SyncMaster database, as submission ids are."""
+    """The Ray namespace standbys are named in: one per SyncMaster database, as submission ids are.
+
+    Only their names live there. Jobs keep Ray's own namespace per job: RayDP names its app master
+    ``RAY_APP_MASTER`` and its executors ``raydp-executor-<n>``, so two Spark sessions sharing a namespace collide.
+    For the same reason a job starts at most one standby (each standby's RayDP runs in its creator's namespace).
+    """
     return f"syncmaster-{normalize_namespace(settings.job_namespace)}"
 
 
@@ -89,24 +94,24 @@ class Claimed:
     group: Any
 
 
-def _standby_actors() -> list[tuple[str, Any]]:
+def _standby_actors(namespace: str) -> list[tuple[str, Any]]:
     import ray
 
     actors = []
-    for name in sorted(ray.util.list_named_actors()):
-        if name.startswith(PREFIX):
+    for entry in sorted(ray.util.list_named_actors(all_namespaces=True), key=lambda e: e["name"]):
+        if entry["namespace"] == namespace and entry["name"].startswith(PREFIX):
             try:
-                actors.append((name, ray.get_actor(name)))
+                actors.append((entry["name"], ray.get_actor(entry["name"], namespace=namespace)))
             except ValueError:
                 continue  # gone since it was listed
     return actors
 
 
-def claim(run_id: int) -> Claimed | None:
+def claim(run_id: int, namespace: str) -> Claimed | None:
     """Take an idle standby for ``run_id`` (or None): the actor and its placement group, now the run's."""
     import ray
 
-    for name, actor in _standby_actors():
+    for name, actor in _standby_actors(namespace):
         try:
             group = ray.get(actor.claim.remote(run_id), timeout=CLAIM_TIMEOUT_SECONDS)
         except (ray.exceptions.RayError, TimeoutError):
@@ -121,13 +126,13 @@ def claim(run_id: int) -> Claimed | None:
     return None
 
 
-def evict_idle() -> int:
+def evict_idle(namespace: str) -> int:
     """Kill every idle standby and free its placement group; returns how many."""
     import ray
     from ray.util.placement_group import remove_placement_group
 
     evicted = 0
-    for name, actor in _standby_actors():
+    for name, actor in _standby_actors(namespace):
         try:
             group = ray.get(actor.evict.remote(), timeout=CLAIM_TIMEOUT_SECONDS)
         except (ray.exceptions.RayError, TimeoutError):
@@ -138,18 +143,19 @@ def evict_idle() -> int:
         remove_placement_group(group)
         evicted += 1
         log.info("Evicted standby %s", name)
-    remove_orphan_groups()
+    remove_orphan_groups(namespace)
     return evicted
 
 
-def remove_orphan_groups() -> int:
+def remove_orphan_groups(namespace: str) -> int:
     """Remove standby placement groups that no live standby holds (left by a job stopped mid-claim or mid-start,
     or by a standby that died); returns how many."""
     import ray
-    from ray.util.placement_group import get_placement_group, placement_group_table, remove_placement_group
+    from ray._raylet import PlacementGroupID
+    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
 
     held = set()
-    for _, actor in _standby_actors():
+    for _, actor in _standby_actors(namespace):
         try:
             held.add(ray.get(actor.group_id.remote(), timeout=CLAIM_TIMEOUT_SECONDS))
         except (ray.exceptions.RayError, TimeoutError):
@@ -157,27 +163,23 @@ def remove_orphan_groups() -> int:
     removed = 0
     for group_id, info in placement_group_table().items():
         name = info.get("name") or ""
-        if name.startswith(_group_prefix()) and info.get("state") != "REMOVED" and group_id not in held:
-            try:
-                remove_placement_group(get_placement_group(name))
-            except ValueError:
-                continue  # removed since it was listed
+        if name.startswith(_group_prefix(namespace)) and info.get("state") != "REMOVED" and group_id not in held:
+            remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(group_id))))
             removed += 1
             log.info("Removed orphan standby placement group %s", name)
     return removed
 
 
-def _group_prefix() -> str:
-    """Standby group names carry the Ray namespace: another installation's standbys are never ours to remove."""
-    import ray
-
-    return f"{ray.get_runtime_context().namespace}/{PREFIX}"
+def _group_prefix(namespace: str) -> str:
+    """Standby group names carry the standbys' namespace: another installation's are never ours to remove."""
+    return f"{namespace}/{PREFIX}"
 
 
 def replenish(settings: AppSettings) -> int:
-    """Start standbys until N exist (N = ``SYNCMASTER__RAY__STANDBY_DRIVERS``); returns how many were started.
+    """Start one standby if fewer than N exist (N = ``SYNCMASTER__RAY__STANDBY_DRIVERS``); returns 1 or 0.
 
-    Nothing is waited for: each standby starts once its placement group fits, after this job has ended.
+    One per job (see ``ray_namespace``); nothing is waited for: it starts once its placement group fits, after this
+    job has ended.
     """
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
@@ -185,20 +187,21 @@ def replenish(settings: AppSettings) -> int:
 
     from syncmaster_ray.job.actor import TransferActor
 
-    remove_orphan_groups()
-    existing = {name for name, _ in _standby_actors()}
+    namespace = ray_namespace(settings)
+    remove_orphan_groups(namespace)
+    existing = {name for name, _ in _standby_actors(namespace)}
     plan, shape = standby_plan(settings), standby_shape(settings)
     driver = plan.bundles[plan.driver_bundle_index]
-    started = 0
     for name in (f"{PREFIX}{i}" for i in range(settings.ray.standby_drivers)):
         if name in existing:
             continue
         # STRICT_PACK: the driver beside its executor, which is what every run's placement accepts.
-        group_name = f"{_group_prefix()}{name.removeprefix(PREFIX)}-{uuid.uuid4().hex[:8]}"
+        group_name = f"{_group_prefix(namespace)}{name.removeprefix(PREFIX)}-{uuid.uuid4().hex[:8]}"
         group = placement_group(plan.bundles, strategy="STRICT_PACK", name=group_name, lifetime="detached")
         try:
             ray.remote(TransferActor).options(
-                name=name, lifetime="detached", num_cpus=driver["CPU"], memory=driver["memory"], max_restarts=0,
+                name=name, namespace=namespace, lifetime="detached", num_cpus=driver["CPU"], memory=driver["memory"],
+                max_restarts=0,
                 max_concurrency=4,  # claim/evict answer while the warm-up or a run is under way
                 scheduling_strategy=PlacementGroupSchedulingStrategy(
                     placement_group=group, placement_group_bundle_index=plan.driver_bundle_index),
@@ -206,6 +209,6 @@ def replenish(settings: AppSettings) -> int:
         except ValueError:  # another job started this one just now
             remove_placement_group(group)
             continue
-        started += 1
         log.info("Started standby %s", name)
-    return started
+        return 1
+    return 0
