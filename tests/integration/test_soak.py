@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 RUNS = 20
 
 
-@pytest.mark.timeout(1800)  # 20 runs, two at a time: well past the suite's per-test 900 s on a loaded machine
+# 20 runs, two at a time: 11 min on this machine on a good day, over 30 min on a day it ran 3-5x slower (every
+# 2-executor run then also waits until the 1-executor ones are gone: Ray places whatever group fits first).
+@pytest.mark.timeout(2700)
 def test_twenty_runs_over_two_slugs_all_finish_and_leave_nothing_behind(
     repo, catalog, pg_connections, data_db_url, ray_head, app_env, tmp_path
 ):
@@ -37,7 +39,7 @@ def test_twenty_runs_over_two_slugs_all_finish_and_leave_nothing_behind(
             run = repo.create_run(make_transfer(catalog, queue, pg_connections, source, target, executors).id)
             send_run_task(run.id, queue.slug)
             runs.append((run.id, target))
-        ended = [wait_for_end(repo, run_id, timeout=900) for run_id, _ in runs]
+        ended = [wait_for_end(repo, run_id, timeout=1800) for run_id, _ in runs]
         assert all(worker.process.poll() is None for worker in workers)
     finally:
         for worker in workers:
