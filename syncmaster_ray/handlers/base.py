@@ -200,6 +200,13 @@ class DBHandler(Handler):
             options=self.write_options(df.columns),
         ).run(df)
 
+    def quote_table(self, name: str) -> str:
+        """``schema.table`` with each part quoted in this handler's dialect."""
+        return ".".join(self.dialect.quote_name(part) for part in name.split("."))
+
+    def drop_statement(self, table: str) -> str:
+        return f"DROP TABLE IF EXISTS {self.quote_table(table)}"
+
     def write_options(self, columns: Sequence[str] = ()) -> dict[str, Any]:
         """``DBWriter`` options for a DataFrame with these (already normalised) columns."""
         return {"if_exists": "append" if self.appends else self.default_if_exists}

@@ -242,12 +242,6 @@ class HiveHandler(DBHandler):
     def side_table(self, suffix: str = STAGING_SUFFIX) -> str:
         return staging_table_for(self.table_name, suffix)
 
-    def drop_statement(self, table: str) -> str:
-        return f"DROP TABLE IF EXISTS {self.quote_table(table)}"
-
-    def quote_table(self, name: str) -> str:
-        return ".".join(self.dialect.quote_name(part) for part in name.split("."))
-
     def _execute_quietly(self, statement: str, what: str = "could not clean up after the write (the next run does)"
                          ) -> None:
         try:

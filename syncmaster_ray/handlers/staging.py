@@ -103,12 +103,6 @@ class StagedWriteMixin(DBHandler):
 
         DBWriter(connection=self.connection, target=staging, options={"if_exists": "replace_entire_table"}).run(df)
 
-    def drop_statement(self, table: str) -> str:
-        return f"DROP TABLE IF EXISTS {self.quote_table(table)}"
-
-    def quote_table(self, name: str) -> str:
-        return ".".join(self.dialect.quote_name(part) for part in name.split("."))
-
     def quoted_columns(self, columns: Sequence[str]) -> str:
         return ", ".join(self.dialect.quote_name(column) for column in columns)
 
