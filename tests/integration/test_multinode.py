@@ -20,7 +20,7 @@ from tests.integration.test_transfer_databases import ensure_connection, make_tr
 from tests.integration.test_transfer_files import CSV, DF_SCHEMA, Files, assert_same_rows, read_leg, write_leg
 from tests.integration.test_transfer_postgres import connection_data
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.long]  # a second cluster: the long tier
 GiB = 1024**3
 
 

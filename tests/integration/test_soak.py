@@ -13,7 +13,7 @@ from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spar
 from tests.fixtures.runs import wait_for, wait_for_end
 from tests.integration.test_transfer_postgres import make_transfer
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.long]
 RUNS = 20
 
 

@@ -274,6 +274,7 @@ def test_ftps_orc_then_sql_transformation_on_the_file_source(files, source_table
     assert got == expected
 
 
+@pytest.mark.long  # a plain round trip; test_file_servers.py checks the server in CI
 def test_webdav_parquet_round_trip(files, source_table):
     directory, _, _ = write_leg(files, "webdav", source_table, PARQUET, "snappy.parquet")
     target = unique_table("files_webdav")
@@ -333,6 +334,7 @@ def test_s3_csv_then_file_metadata_filter_skips_other_files(files, source_table)
     assert_same_rows(files, source_table, target)
 
 
+@pytest.mark.long  # a plain round trip; test_file_servers.py checks the server in CI
 def test_hdfs_jsonline_then_read_as_json(files, source_table):
     directory, _, names = write_leg(files, "hdfs", source_table, JSONLINE, "jsonl")
     # JSON (read-only in SyncMaster) is one document per file: the rows written above as one JSON array.
