@@ -155,7 +155,8 @@ class HiveHandler(DBHandler):
     def write_in_place(self, df: DataFrame) -> None:
         from onetl.db import DBWriter
 
-        DBWriter(connection=self.connection, target=self.table_name, options=self.write_options(df.columns)).run(df)
+        self.checked(DBWriter(connection=self.connection, target=self.table_name,
+                              options=self.write_options(df.columns))).run(df)
 
     def settle_leftovers(self) -> None:
         """Put right what a run killed mid-write left (see the module docstring), before writing."""
@@ -174,11 +175,12 @@ class HiveHandler(DBHandler):
         from onetl.db import DBWriter
 
         if target is None:
-            DBWriter(connection=self.connection, target=staging, options={"if_exists": "replace_entire_table"}).run(df)
+            self.checked(DBWriter(connection=self.connection, target=staging,
+                                  options={"if_exists": "replace_entire_table"})).run(df)
             return
         for statement in self.create_like_statements(staging, target):
             self.connection.execute(statement)
-        DBWriter(connection=self.connection, target=staging, options={"if_exists": "append"}).run(df)
+        self.checked(DBWriter(connection=self.connection, target=staging, options={"if_exists": "append"})).run(df)
         if target.partition_columns and self.write_options()["if_exists"] == "replace_overlapping_partitions":
             self.copy_untouched_partitions(staging, target.partition_columns)
 
@@ -209,7 +211,7 @@ class HiveHandler(DBHandler):
         same_partition = functools.reduce(operator.and_, (old[name].eqNullSafe(touched[name])
                                                           for name in partition_columns))
         kept = old.join(functions.broadcast(touched), same_partition, "left_anti")
-        DBWriter(connection=self.connection, target=staging, options={"if_exists": "append"}).run(kept)
+        self.checked(DBWriter(connection=self.connection, target=staging, options={"if_exists": "append"})).run(kept)
 
     def swap_in(self, staging: str, *, target_exists: bool) -> None:
         target, stage = self.quote_table(self.table_name), self.quote_table(staging)
