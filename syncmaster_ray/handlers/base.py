@@ -194,14 +194,14 @@ class DBHandler(Handler):
         }
 
     def write(self, df: DataFrame) -> None:
+        df = self.prepare_for_write(df)
+        self.writer(self.table_name, self.write_options(df.columns)).run(df)
+
+    def writer(self, target: str, options: dict[str, Any]) -> Any:
+        """onETL's ``DBWriter`` of ``target`` on this side's connection, which ``connect`` has checked."""
         from onetl.db import DBWriter
 
-        df = self.prepare_for_write(df)
-        self.checked(DBWriter(
-            connection=self.connection,
-            target=self.table_name,
-            options=self.write_options(df.columns),
-        )).run(df)
+        return self.checked(DBWriter(connection=self.connection, target=target, options=options))
 
     @staticmethod
     def checked(step: Step) -> Step:

@@ -153,10 +153,7 @@ class HiveHandler(DBHandler):
             raise
 
     def write_in_place(self, df: DataFrame) -> None:
-        from onetl.db import DBWriter
-
-        self.checked(DBWriter(connection=self.connection, target=self.table_name,
-                              options=self.write_options(df.columns))).run(df)
+        self.writer(self.table_name, self.write_options(df.columns)).run(df)
 
     def settle_leftovers(self) -> None:
         """Put right what a run killed mid-write left (see the module docstring), before writing."""
@@ -172,15 +169,12 @@ class HiveHandler(DBHandler):
 
     def fill_staging(self, df: DataFrame, staging: str, target: TableInfo | None) -> None:
         """Write the target's complete new content into ``staging`` (shaped as the target, when there is one)."""
-        from onetl.db import DBWriter
-
         if target is None:
-            self.checked(DBWriter(connection=self.connection, target=staging,
-                                  options={"if_exists": "replace_entire_table"})).run(df)
+            self.writer(staging, {"if_exists": "replace_entire_table"}).run(df)
             return
         for statement in self.create_like_statements(staging, target):
             self.connection.execute(statement)
-        self.checked(DBWriter(connection=self.connection, target=staging, options={"if_exists": "append"})).run(df)
+        self.writer(staging, {"if_exists": "append"}).run(df)
         if target.partition_columns and self.write_options()["if_exists"] == "replace_overlapping_partitions":
             self.copy_untouched_partitions(staging, target.partition_columns)
 
@@ -201,7 +195,6 @@ class HiveHandler(DBHandler):
         The touched partition values are collected first (one row per partition), so this job reads the target
         and a small in-memory table, never the table it writes.
         """
-        from onetl.db import DBWriter
         from pyspark.sql import functions
 
         spark = self.connection.spark
@@ -211,7 +204,7 @@ class HiveHandler(DBHandler):
         same_partition = functools.reduce(operator.and_, (old[name].eqNullSafe(touched[name])
                                                           for name in partition_columns))
         kept = old.join(functions.broadcast(touched), same_partition, "left_anti")
-        self.checked(DBWriter(connection=self.connection, target=staging, options={"if_exists": "append"})).run(kept)
+        self.writer(staging, {"if_exists": "append"}).run(kept)
 
     def swap_in(self, staging: str, *, target_exists: bool) -> None:
         target, stage = self.quote_table(self.table_name), self.quote_table(staging)

@@ -99,10 +99,7 @@ class StagedWriteMixin(DBHandler):
 
     def write_staging(self, df: DataFrame, staging: str) -> None:
         """Create ``staging`` from ``df``'s schema and fill it (``DBWriter``; handlers may write faster)."""
-        from onetl.db import DBWriter
-
-        self.checked(DBWriter(connection=self.connection, target=staging,
-                              options={"if_exists": "replace_entire_table"})).run(df)
+        self.writer(staging, {"if_exists": "replace_entire_table"}).run(df)
 
     def quoted_columns(self, columns: Sequence[str]) -> str:
         return ", ".join(self.dialect.quote_name(column) for column in columns)
