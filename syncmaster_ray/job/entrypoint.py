@@ -109,7 +109,7 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
     )
     ray.init(logging_level=logging.WARNING)  # a namespace of the job's own: RayDP's actor names are fixed
     use_standby = settings.ray.standby_drivers > 0
-    group = actor = None
+    group = actor = result = None
     try:  # from the claim on: whatever happens, the actor and group taken are torn down
         if use_standby and standby.can_use_standby(standby.run_shape(settings, spec.resources, handlers),
                                                    standby.standby_shape(settings)):
@@ -121,6 +121,7 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
         if group is None:
             group = _reserve(run_id, plan, placement_strategy(handlers), settings)
         capacity_wait = round(time.monotonic() - waiting, 3)
+        granted_at = time.time()
         repo.record(run_id, phase="transferring")
         if actor is None:
             actor = _start_actor(run_id, plan, group, settings)
@@ -134,10 +135,13 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
         for line in result.pop("log", ()):
             print(line, flush=True)  # a claimed standby's log lines, into this job's log
         if result["ok"]:
-            result["metrics"] = {"capacity_wait_seconds": capacity_wait, **result["metrics"]}
+            result["metrics"] = {"capacity_wait_seconds": capacity_wait, "capacity_granted_at": round(granted_at, 3),
+                                 **result["metrics"]}
         return result
     finally:
-        _tear_down(actor, group)
+        released_at = _tear_down(actor, group)
+        if result is not None and result["ok"]:
+            result["metrics"]["capacity_released_at"] = round(released_at, 3)
         if use_standby:
             _replenish_standbys(settings)
 
@@ -206,14 +210,18 @@ def _start_actor(run_id: int, plan: Any, group: Any, settings: Any) -> Any:
     )
 
 
-def _tear_down(actor: Any, group: Any) -> None:
+def _tear_down(actor: Any, group: Any) -> float:
+    """Kill the actor and remove the group; returns the wall-clock time just before the group's capacity is
+    released, so a run placed after it can be shown to have waited for it (its ``capacity_granted_at`` is later)."""
     import ray
     from ray.util.placement_group import remove_placement_group
 
     if actor is not None:
         ray.kill(actor, no_restart=True)
+    released_at = time.time()
     if group is not None:
         remove_placement_group(group)
+    return released_at
 
 
 def _wait_for_capacity(group: Any, asked: dict[str, float], settings: Any) -> None:

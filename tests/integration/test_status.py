@@ -1,4 +1,5 @@
-"""``syncmaster-ray status`` on the live session cluster: one run executing, one waiting for capacity, a failure."""
+"""``syncmaster-ray status`` on the live session cluster: one run executing, one waiting for capacity, a failure;
+and the two runs that cannot run together queue for capacity instead of overlapping or deadlocking."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import pytest
 
 from syncmaster_ray.cli.run import send_run_task
-from tests.fixtures.postgres_data import create_source, unique_table
+from tests.fixtures.postgres_data import checksum, create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for
 from tests.integration.test_transfer_postgres import make_transfer
 
@@ -23,7 +24,7 @@ def status_json(env: dict[str, str]) -> dict:
     return json.loads(result.stdout)
 
 
-def test_status_shows_capacity_waiting_executing_and_failures(
+def test_status_shows_capacity_waiting_executing_and_failures_and_runs_queue_for_capacity(
     repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, app_env
 ):
     env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url}
@@ -58,3 +59,13 @@ def test_status_shows_capacity_waiting_executing_and_failures(
     assert failures[failed.id]["error_code"] == "source" and "does not exist" in failures[failed.id]["reason"]
     for run in runs:
         wait_for(lambda run=run: repo.get_run(run.id).status == "FINISHED", what=f"run {run.id} to finish")
+    # Transfers that cannot run together queue for capacity. Causal, not timed: the small run had started its job
+    # while the big one held the capacity, and was placed only once the big one released it, so their transfers
+    # never overlapped; both copied every row.
+    first, second = (repo.get_record(run.id).metrics for run in runs)
+    assert second["job_started_at"] < first["capacity_released_at"], (first, second)
+    assert second["capacity_granted_at"] >= first["capacity_released_at"], (first, second)
+    print(f"capacity wait of the run placed second: {second['capacity_wait_seconds']:.1f} s")
+    for transfer in (big, small):
+        assert checksum(data_db_url, transfer.target_params["table_name"], lowercase=True) == checksum(
+            data_db_url, source, lowercase=False)
