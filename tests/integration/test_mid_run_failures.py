@@ -13,7 +13,14 @@ from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.handlers.postgres import staging_table_for
 from syncmaster_ray.ids import actor_name_for, placement_group_name_for
 from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
-from tests.fixtures.postgres_data import checksum, create_source, open_sessions, table_exists, unique_table
+from tests.fixtures.postgres_data import (
+    checksum,
+    create_slow_view,
+    create_source,
+    open_sessions,
+    relation_bytes,
+    unique_table,
+)
 from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
 from tests.fixtures.runs import start_and_wait, wait_for, wait_for_end
 from tests.integration.test_transfer_postgres import make_transfer
@@ -27,13 +34,22 @@ def timeout_queue(catalog):
     return catalog.ensure_queue("e2e", "Timeout Queue")
 
 
+@pytest.fixture(scope="module")
+def slow_source(data_db_url) -> str:
+    """A view streaming 300k rows in about 30 s (a pause every 5000): every run here is still copying when its
+    failure is made to happen, however fast or slow the machine is that day."""
+    table, view = unique_table("src"), unique_table("slow")
+    create_source(data_db_url, table, rows=300_000)
+    create_slow_view(data_db_url, view, table, every=5000, pause_seconds=0.5)
+    return view
+
+
 @pytest.fixture
-def source_and_target(data_db_url):
-    """A 1M-row source and a 50-row target whose checksum must survive a failed run."""
-    source, target = unique_table("src"), unique_table("dst")
-    create_source(data_db_url, source, rows=1_000_000)
+def source_and_target(data_db_url, slow_source):
+    """The slow source and a 50-row target whose checksum must survive a failed run."""
+    target = unique_table("dst")
     create_source(data_db_url, target, rows=50)
-    return source, target, checksum(data_db_url, target, lowercase=False)
+    return slow_source, target, checksum(data_db_url, target, lowercase=False)
 
 
 def assert_nothing_of_the_run_is_left(ray_head, submission_id: str, data_db_url: str) -> None:
@@ -71,7 +87,8 @@ def test_transfer_actor_killed_mid_write_fails_the_run_and_leaves_the_target_as_
     transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target)
     run = repo.create_run(transfer.id)
     send_run_task(run.id, e2e_queue.slug)
-    wait_for(lambda: table_exists(data_db_url, staging_table_for(target)), 300, "the write to start")
+    # Mid-write for real: the staging table holds rows that are not committed yet.
+    wait_for(lambda: relation_bytes(data_db_url, staging_table_for(target)), 300, "rows in the staging table")
     submission_id = repo.get_record(run.id).submission_id
     actor = wait_for(lambda: next((a for a in alive_actors(ray_head.dashboard_url)
                                    if a.get("name") == actor_name_for(submission_id)), None), 30, "the actor")

@@ -19,10 +19,10 @@ from tests.fixtures.hive_data import (
     write_in_progress,
 )
 from tests.fixtures.mysql_data import mariadb, mysql_fingerprint, postgres_fingerprint, table_exists, tables_like
-from tests.fixtures.postgres_data import ROWS_SQL, checksum, create_source, unique_table
+from tests.fixtures.postgres_data import ROWS_SQL, checksum, create_slow_view, create_source, unique_table
 from tests.fixtures.ray_cluster import spark_jvms
 from tests.fixtures.runs import ended, start_and_wait, wait_for
-from tests.integration.test_transfer_postgres import connection_data
+from tests.integration.test_transfer_postgres import SLOW_EVERY, SLOW_PAUSE, SLOW_ROWS, connection_data
 
 pytestmark = [pytest.mark.integration]
 
@@ -118,8 +118,12 @@ def mysql(catalog, app_env):
         subprocess.run(["mariadb", "-uroot", "-e", f"DROP DATABASE IF EXISTS {MYSQL_DB}"], check=True)
 
 
-# Enough rows that the write into MariaDB is still going when the stop lands.
-MYSQL_STOP_ROWS = 500_000
+def uncommitted_rows(table: str) -> int:
+    """Rows in ``table`` that a transaction has written, committed or not (InnoDB's READ UNCOMMITTED), 0 when the
+    table does not exist."""
+    if not table_exists(table):
+        return 0
+    return int(mariadb(f"SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED; SELECT COUNT(*) FROM {table}")[0][0])
 
 
 def test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it(
@@ -128,13 +132,15 @@ def test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_repla
     """Rows go to a staging table renamed in at the end: stopped mid-write, the old MySQL target is untouched."""
     from syncmaster_ray.cli.run import send_run_task
     from syncmaster_ray.handlers.mysql import staging_table_for
+    from tests.integration.test_transfer_postgres import SLOW_EVERY, SLOW_PAUSE, SLOW_ROWS, stop_and_wait
 
-    source, name = unique_table("my_src"), f"dst_{secrets.token_hex(4)}"
+    table, source, name = unique_table("my_src"), unique_table("my_slow"), f"dst_{secrets.token_hex(4)}"
     target = f"{MYSQL_DB}.{name}"
-    create_source(data_db_url, source, rows=MYSQL_STOP_ROWS)
+    create_source(data_db_url, table, rows=SLOW_ROWS)
     with psycopg.connect(data_db_url, autocommit=True) as conn:  # MySQL TIMESTAMPs end in 2038
-        conn.execute(f"UPDATE {source} SET local_ts = local_ts - (\"Id\" / 100000 * 100000) * interval '17 minutes', "
+        conn.execute(f"UPDATE {table} SET local_ts = local_ts - (\"Id\" / 100000 * 100000) * interval '17 minutes', "
                      f"event_at = event_at - (\"Id\" / 100000 * 100000) * interval '1 hour' WHERE \"Id\" > 100000")
+    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)
     mariadb(f"CREATE TABLE {target} (id INT PRIMARY KEY, name TEXT); "
             f"INSERT INTO {target} SELECT seq, CONCAT('old ', seq) FROM {MYSQL_DB}.seq_1_to_50")
     before = mariadb(f"SELECT * FROM {target} ORDER BY id; CHECKSUM TABLE {target}")
@@ -142,18 +148,26 @@ def test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_repla
                              {"type": "mysql", "table_name": target})
     run = repo.create_run(transfer.id)
     send_run_task(run.id, e2e_queue.slug)
-    wait_for(lambda: table_exists(staging_table_for(target)), 300, "the write to start")
+    staging = staging_table_for(target)
+    # Mid-write for real: the staging table holds rows its transaction has not committed, and the source is not done.
+    def target_changed() -> bool:
+        return mariadb(f"SELECT * FROM {target} ORDER BY id; CHECKSUM TABLE {target}") != before
 
-    repo.request_stop(run.id)
-    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
+    written = wait_for(lambda: uncommitted_rows(staging) or target_changed(), 300, "rows in the staging table")
+    assert not target_changed(), "the target changed while the run was writing"
+
+    final, latency = stop_and_wait(repo, run.id)
 
     assert final.status == "STOPPED", repo.get_record(run.id).reason
+    assert repo.get_record(run.id).ray_job_status == "STOPPED"
     assert mariadb(f"SELECT * FROM {target} ORDER BY id; CHECKSUM TABLE {target}") == before
-    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
-    # The next run drops what the killed one left and renames its own staging table in.
-    again = start_and_wait(repo, transfer, e2e_queue.slug)
+    print(f"stopped with {written} of {SLOW_ROWS} rows written; stop request -> STOPPED: {latency:.1f} s")
+    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 60, "every Spark JVM to exit")
+    # The next run into the target drops what the stopped one left and renames its own staging table in.
+    again = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg, mysql, {"type": "postgres", "table_name": table},
+                                               {"type": "mysql", "table_name": target}), e2e_queue.slug)
     assert_finished(repo, again)
-    assert mysql_fingerprint(target) == postgres_fingerprint(data_db_url, source)
+    assert mysql_fingerprint(target) == postgres_fingerprint(data_db_url, table)
     assert tables_like(MYSQL_DB, name) == [name]  # neither __smr_staging nor __smr_old is left
 
 
@@ -259,7 +273,7 @@ def old_hive_rows(table: str, ids: str, day: str = "date'2020-01-01'") -> str:
 
 
 # Enough rows that the write into Hive is still going when the stop lands.
-HIVE_STOP_ROWS = 500_000
+HIVE_STOP_ROWS = SLOW_ROWS
 
 
 @pytest.mark.long  # Postgres and MySQL stop-mid-write tests stay in CI
@@ -270,9 +284,10 @@ def test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replac
     from syncmaster_ray.cli.run import send_run_task
 
     config = hive_metastore_config
-    source, name = unique_table("hv_src"), f"hstop_{secrets.token_hex(4)}"
+    table, source, name = unique_table("hv_src"), unique_table("hv_slow"), f"hstop_{secrets.token_hex(4)}"
     target = f"default.{name}"
-    create_source(data_db_url, source, rows=HIVE_STOP_ROWS)
+    create_source(data_db_url, table, rows=HIVE_STOP_ROWS)
+    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)  # still streaming
     look = (f"SELECT * FROM {target} ORDER BY id", fingerprint_query(target), f"SHOW CREATE TABLE {target}",
             tables_query("default", name))
     hive_sql(config, f"CREATE TABLE {target} ({HIVE_COLUMNS}) USING parquet COMMENT 'kept' "
@@ -292,12 +307,14 @@ def test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replac
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")  # it held the metastore
     after = hive_sql(config, *look[:3])
     assert after == before[:3]
-    # The next run restores or drops what the killed one left, then swaps its own staging table in.
-    again = start_and_wait(repo, transfer, e2e_queue.slug)
+    # The next run (from the table, not slowly) restores or drops what the stopped one left, then swaps its own
+    # staging table in.
+    again = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": table},
+                                               {"type": "hive", "table_name": target}), e2e_queue.slug)
     assert_finished(repo, again)
     fingerprint, create, tables = hive_sql(config, fingerprint_query(target), f"SHOW CREATE TABLE {target}",
                                            tables_query("default", name))
-    assert [int(value) for value in fingerprint[0]] == list(postgres_fingerprint(data_db_url, source))
+    assert [int(value) for value in fingerprint[0]] == list(postgres_fingerprint(data_db_url, table))
     assert create == before[2]  # still parquet, same columns, comment and properties
     assert table_names(tables) == [name]  # neither __smr_staging nor __smr_old is left
     assert warehouse_entries(config, name) == [name]
@@ -311,19 +328,20 @@ def test_hive_incremental_run_appends_and_an_append_stopped_mid_write_leaves_the
     from syncmaster_ray.cli.run import send_run_task
 
     config = hive_metastore_config
-    source, name = unique_table("hv_inc"), f"hinc_{secrets.token_hex(4)}"
+    table, source, name = unique_table("hv_inc"), unique_table("hv_inc_slow"), f"hinc_{secrets.token_hex(4)}"
     target = f"default.{name}"
-    create_source(data_db_url, source, rows=100)
+    create_source(data_db_url, table, rows=100)
+    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)  # still streaming
     transfer = make_transfer(catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": source},
                              {"type": "hive", "table_name": target},
                              strategy={"type": "incremental", "increment_by": "Id"})
     assert_finished(repo, start_and_wait(repo, transfer, e2e_queue.slug))  # no target yet: created, staged
     with psycopg.connect(data_db_url, autocommit=True) as conn:  # rows 101.. like the first ones, all columns set
         conn.execute(sql.SQL(ROWS_SQL.replace("generate_series(1,", "generate_series(101,")).format(
-            table=sql.Identifier(*source.split("."))), {"rows": HIVE_STOP_ROWS})
+            table=sql.Identifier(*table.split("."))), {"rows": HIVE_STOP_ROWS})
     before = hive_sql(config, fingerprint_query(target), tables_query("default", name))
     # Rows with a NULL increment column are below any HWM, as in the Postgres incremental test.
-    assert [int(value) for value in before[0][0]] == list(postgres_fingerprint(data_db_url, source,
+    assert [int(value) for value in before[0][0]] == list(postgres_fingerprint(data_db_url, table,
                                                                                '"Id" BETWEEN -1 AND 100'))
 
     run = repo.create_run(transfer.id)
@@ -341,7 +359,7 @@ def test_hive_incremental_run_appends_and_an_append_stopped_mid_write_leaves_the
     fingerprint, kept, tables = hive_sql(config, fingerprint_query(target, "id <> 100000000"),
                                          f"SELECT name FROM {target} WHERE id = 100000000",
                                          tables_query("default", name))
-    assert [int(value) for value in fingerprint[0]] == list(postgres_fingerprint(data_db_url, source,
+    assert [int(value) for value in fingerprint[0]] == list(postgres_fingerprint(data_db_url, table,
                                                                                  '"Id" IS NOT NULL'))
     assert kept == [["only in the target"]]
     assert table_names(tables) == [name]

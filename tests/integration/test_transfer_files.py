@@ -43,7 +43,7 @@ from psycopg import sql
 from tests.fixtures.file_servers import FileServers
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for_end
-from tests.integration.test_transfer_postgres import assert_no_secrets, connection_data
+from tests.integration.test_transfer_postgres import assert_run_shows_no_secret, connection_data
 
 pytestmark = [pytest.mark.integration]
 
@@ -92,6 +92,7 @@ class Files:
     data_db_url: str
     servers: FileServers
     app_env: dict[str, str]
+    dashboard_url: str
 
     def connection(self, protocol: str) -> Any:
         name = f"files_{protocol}"
@@ -123,7 +124,7 @@ class Files:
         record = self.repo.get_record(run.id)
         assert run.status == "FINISHED", record.reason if record else None
         assert list(Path(tempfile.gettempdir()).glob(f"{record.submission_id}_*")) == []  # the actor's work dir
-        assert_no_secrets((record.log_tail or "") + (record.job_message or ""), self.app_env)
+        assert_run_shows_no_secret(self.dashboard_url, record, self.app_env)
         return run, record
 
     def directory(self, protocol: str, name: str) -> str:
@@ -135,7 +136,7 @@ class Files:
 
 @pytest.fixture(scope="module")
 def files(repo, catalog, e2e_queue, data_db_url, file_servers, app_env, ray_head, celery_worker) -> Files:
-    return Files(repo, catalog, e2e_queue, data_db_url, file_servers, app_env)
+    return Files(repo, catalog, e2e_queue, data_db_url, file_servers, app_env, ray_head.dashboard_url)
 
 
 @pytest.fixture(scope="module")
@@ -432,7 +433,7 @@ def test_failed_move_into_a_file_target_leaves_the_old_files_as_they_were(files,
     assert third in record.reason and "is not a file" in record.reason
     assert "undoing" not in record.reason and "\n" not in record.reason
     assert "undone: 0 new files removed, 2 old files put back" in (record.log_tail or "")  # both were set aside
-    assert_no_secrets((record.log_tail or "") + (record.job_message or ""), files.app_env)
+    assert_run_shows_no_secret(files.dashboard_url, record, files.app_env)
     client = files.client("sftp")
     try:
         names, dirs = listing(client, directory)
