@@ -29,8 +29,10 @@ def recovery_queue(catalog):
     return catalog.ensure_queue("e2e", "Recovery Queue")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def own_head(app_env):
+    """One head for the module (a head start is 10-20 s): the restart test restarts it, the grace test, last,
+    stops it for good. Each test counts only the transfer actors it created."""
     with LocalRayHead(env=app_env, num_cpus=4, memory_bytes=6 * GiB) as head:
         yield head
 
@@ -47,6 +49,7 @@ def transferring(repo, run_id: int) -> bool:
 def test_worker_killed_mid_run_is_replaced_and_the_same_job_finishes(
     repo, catalog, recovery_queue, pg_connections, data_db_url, own_head, app_env, tmp_path
 ):
+    earlier_actors = {a["actor_id"] for a in transfer_actors(own_head)}
     source, target = unique_table("rc_src"), unique_table("rc_dst")
     create_source(data_db_url, source, rows=300_000)
     run = repo.create_run(make_transfer(catalog, recovery_queue, pg_connections, source, target).id)
@@ -64,16 +67,19 @@ def test_worker_killed_mid_run_is_replaced_and_the_same_job_finishes(
     record = repo.get_record(run.id)
     assert finished.status == "FINISHED", record.reason
     assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
-    # Exactly one Ray job ran: one transfer actor (driver) was ever created under the run's name.
-    actors = all_actors(own_head.dashboard_url)
-    assert [a["name"] for a in actors].count(actor_name_for(record.submission_id)) == 1
+    # Exactly one Ray job ran: one transfer actor (driver) was ever created on the head, under the run's name.
+    assert [a["name"] for a in transfer_actors(own_head, earlier_actors)] == [actor_name_for(record.submission_id)]
 
 
 def test_ray_head_restarted_mid_run_fails_the_run_with_a_reason_and_keeps_earlier_logs(
     repo, catalog, recovery_queue, pg_connections, data_db_url, own_head, app_env, tmp_path
 ):
-    source = unique_table("rh_src")
-    create_source(data_db_url, source, rows=2_000_000)
+    from tests.fixtures.postgres_data import create_slow_view
+    from tests.integration.test_transfer_postgres import SLOW_EVERY, SLOW_PAUSE, SLOW_ROWS
+
+    table, source = unique_table("rh_src"), unique_table("rh_slow")  # still copying when the head goes
+    create_source(data_db_url, table, rows=SLOW_ROWS)
+    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)
     run = repo.create_run(make_transfer(catalog, recovery_queue, pg_connections, source, unique_table("rh_dst")).id)
     with worker_for(own_head, recovery_queue, app_env, tmp_path, SYNCMASTER__WORKER__HEARTBEAT_SECONDS="2"):
         send_run_task(run.id, recovery_queue.slug)
@@ -88,37 +94,128 @@ def test_ray_head_restarted_mid_run_fails_the_run_with_a_reason_and_keeps_earlie
 
     record = repo.get_record(run.id)
     assert finished.status == "FAILED"
+    # Causal: settled because the returned head does not know the job (not because the grace period ran out).
     assert record.error_code == "job_lost" and "Ray head restarted" in record.reason, record.reason
-    assert time.monotonic() - restarted < 60
+    print(f"head back -> run FAILED: {time.monotonic() - restarted:.1f} s")
     assert "Placement group strategy" in record.log_tail  # saved while the old head still knew the job
     # The old session's JVMs die with their raylet.
     wait_for(lambda: spark_jvms(old_session) == [], timeout=60, what="no JVM of the old head")
 
 
+def submit_job_as_a_lost_worker_would(head, repo, run, entrypoint: str) -> str:
+    """Claim the run and submit its Ray job (the real id) the way a worker does, then forget it: no worker left."""
+    from syncmaster_ray.ids import submission_id_for
+    from syncmaster_ray.ray_client import RayJobs
+    from syncmaster_ray.settings import get_settings
+
+    submission_id = submission_id_for(run.id, get_settings().job_namespace)
+    assert repo.claim_run(run.id, started_at=an_hour_before(repo, run), log_url="http://example/")
+    repo.record(run.id, submission_id=submission_id)
+    RayJobs(head.dashboard_url).submit(submission_id=submission_id, entrypoint=entrypoint, metadata={})
+    return submission_id
+
+
+def an_hour_before(repo, run):
+    """A ``started_at`` old enough that reconcile takes the run as stale even with no record of ours."""
+    return repo.get_run(run.id).created_at - timedelta(hours=1)
+
+
+def reconcile(app_env: dict, address: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **app_env, "SYNCMASTER__RAY__ADDRESS": address}
+    return subprocess.run([sys.executable, "-m", "syncmaster_ray.cli", "run", "reconcile", "--stale-seconds", "60"],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_reconcile_settles_runs_whose_worker_is_gone(repo, catalog, recovery_queue, pg_connections, app_env,
-                                                    own_head, data_db_url):
-    transfer = make_transfer(catalog, recovery_queue, pg_connections, unique_table("x"), unique_table("y"))
-    never_submitted, job_gone = repo.create_run(transfer.id), repo.create_run(transfer.id)
-    long_ago = repo.get_run(never_submitted.id).created_at - timedelta(hours=1)
+                                                    own_head, data_db_url, tmp_path):
+    """Every outcome: never submitted, job gone, job ended (succeeded, failed), job still running (handed back
+    to a worker, which re-attaches); and an unreachable Jobs API leaves every run for the next pass."""
+    from syncmaster_ray.ray_client import JobState, RayJobs
+    from tests.fixtures.postgres_data import create_slow_view
+    from tests.integration.test_transfer_postgres import SLOW_EVERY, SLOW_PAUSE
+
+    earlier_actors = {a["actor_id"] for a in transfer_actors(own_head)}
+    dummy = make_transfer(catalog, recovery_queue, pg_connections, unique_table("x"), unique_table("y"))
+    never_submitted, job_gone, succeeded, failed = (repo.create_run(dummy.id) for _ in range(4))
     for run in (never_submitted, job_gone):
-        assert repo.claim_run(run.id, started_at=long_ago, log_url="http://example/")
+        assert repo.claim_run(run.id, started_at=an_hour_before(repo, run), log_url="http://example/")
     from syncmaster_ray.ids import submission_id_for
     from syncmaster_ray.settings import get_settings
 
     repo.record(job_gone.id, submission_id=submission_id_for(job_gone.id, get_settings().job_namespace))
-    _age_records(data_db_url, app_env, [job_gone.id])
-    env = {**os.environ, **app_env, "SYNCMASTER__RAY__ADDRESS": own_head.dashboard_url}
+    ended_jobs = [submit_job_as_a_lost_worker_would(own_head, repo, succeeded, "python -c 'print(1)'"),
+                  submit_job_as_a_lost_worker_would(own_head, repo, failed, "python -c 'import sys; sys.exit(3)'")]
+    jobs = RayJobs(own_head.dashboard_url)
+    wait_for(lambda: all(jobs.snapshot(sid).state.is_terminal() for sid in ended_jobs), 120, "the jobs to end")
+    # A real transfer from a slow source, its job running with no worker watching it.
+    table, source, target = unique_table("rc_src"), unique_table("rc_slow"), unique_table("rc_dst")
+    create_source(data_db_url, table, rows=100_000)
+    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)
+    running = repo.create_run(make_transfer(catalog, recovery_queue, pg_connections, source, target).id)
+    running_job = submit_job_as_a_lost_worker_would(own_head, repo, running,
+                                                    f"python -m syncmaster_ray.job --run-id {running.id}")
+    wait_for(lambda: transferring(repo, running.id), what="the unwatched job's transfer phase")
+    runs = (never_submitted, job_gone, succeeded, failed, running)
+    _age_records(data_db_url, app_env, [run.id for run in runs])
 
-    result = subprocess.run([sys.executable, "-m", "syncmaster_ray.cli", "run", "reconcile", "--stale-seconds", "60"],
-                            env=env, capture_output=True, text=True, timeout=120)
+    unreachable = reconcile(app_env, "http://127.0.0.1:9")  # nothing listens there
+
+    assert unreachable.returncode == 0, unreachable.stderr
+    # Without Ray only the never-submitted run can be judged; the others wait for a pass that reaches Ray.
+    assert [repo.get_run(run.id).status for run in runs] == ["FAILED"] + ["STARTED"] * 4, unreachable.stdout
+    _age_records(data_db_url, app_env, [run.id for run in runs])
+
+    result = reconcile(app_env, own_head.dashboard_url)
 
     assert result.returncode == 0, result.stderr
-    assert f"run {never_submitted.id}: FAILED" in result.stdout and f"run {job_gone.id}: FAILED" in result.stdout
+    assert f"run {running.id}: handed back to a worker" in result.stdout, result.stdout
     assert repo.get_record(never_submitted.id).error_code == "worker_lost"
     gone = repo.get_record(job_gone.id)
     assert gone.error_code == "job_lost" and "Ray head restarted" in gone.reason
-    for run in (never_submitted, job_gone):
+    assert repo.get_run(succeeded.id).status == "FINISHED"
+    assert repo.get_record(failed.id).error_code == "job_failed", repo.get_record(failed.id).reason
+    for run in (never_submitted, job_gone, failed):
         assert repo.get_run(run.id).status == "FAILED" and repo.get_run(run.id).ended_at is not None
+    assert repo.get_run(running.id).status == "STARTED"
+    # The task sent again reaches a worker, which re-attaches to the running job: it finishes, every row once.
+    with worker_for(own_head, recovery_queue, app_env, tmp_path):
+        finished = wait_for(lambda: ended(repo, running.id), what="the handed-back run's end")
+    assert finished.status == "FINISHED", repo.get_record(running.id).reason
+    assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, table, lowercase=False)
+    assert jobs.snapshot(running_job).state is JobState.SUCCEEDED
+    # One job, one driver: nothing was submitted twice.
+    assert [a["name"] for a in transfer_actors(own_head, earlier_actors)] == [actor_name_for(running_job)]
+
+
+def transfer_actors(head, earlier: set[str] = frozenset()) -> list[dict]:
+    """Every transfer actor (the Spark driver) the head ever had, under any name or job, but the ``earlier`` ids."""
+    return [a for a in all_actors(head.dashboard_url)
+            if a.get("class_name") == "TransferActor" and a["actor_id"] not in earlier]
+
+
+def test_jobs_api_unreachable_past_the_grace_period_fails_the_run(
+    repo, catalog, recovery_queue, pg_connections, data_db_url, own_head, app_env, tmp_path
+):
+    """A head that goes away and does not come back: the worker waits the grace period out, then FAILED."""
+    grace = 5
+    source = unique_table("gr_src")
+    create_source(data_db_url, source, rows=300_000)
+    run = repo.create_run(make_transfer(catalog, recovery_queue, pg_connections, source, unique_table("gr_dst")).id)
+    with worker_for(own_head, recovery_queue, app_env, tmp_path,
+                    SYNCMASTER__WORKER__RAY_UNREACHABLE_GRACE_SECONDS=str(grace)):
+        send_run_task(run.id, recovery_queue.slug)
+        wait_for(lambda: transferring(repo, run.id), what="the transfer phase")
+        gone_at = time.monotonic()  # the dashboard stops answering during stop(), which itself takes seconds
+        own_head.stop()
+        finished = wait_for(lambda: ended(repo, run.id), what="the run's end")
+        waited = time.monotonic() - gone_at
+
+    record = repo.get_record(run.id)
+    assert finished.status == "FAILED"
+    # Causal: it failed because the Jobs API stayed silent for the whole grace period, and not before.
+    assert record.error_code == "job_lost" and f"did not answer for {grace} s" in record.reason, record.reason
+    assert waited >= grace
+    print(f"head gone -> run FAILED: {waited:.1f} s (grace {grace} s)")
 
 
 def _age_records(data_db_url: str, app_env: dict, run_ids: list[int]) -> None:

@@ -5,6 +5,7 @@ session, our table and SyncMaster's run rows, and the Celery worker's log. None 
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy import text
 
 from tests.fixtures.file_servers import ONETL_PASSWORD, S3_SECRET_KEY
 from tests.fixtures.postgres_data import CONNECTION_PASSWORD, create_source, unique_table
+from tests.fixtures.ray_cluster import session_command_lines, state_api_texts
 from tests.fixtures.runs import start_and_wait
 from tests.integration.test_bad_input import MARIADB_PASSWORD, WRONG_PASSWORD
 from tests.integration.test_transfer_postgres import make_transfer
@@ -32,6 +34,7 @@ def suite_secrets(app_env) -> dict[str, str]:
         "Fernet key": app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"],
         "database URL": app_env["SYNCMASTER__DATABASE__URL"],
         "database URL (sync form)": app_env["SYNCMASTER__DATABASE__URL"].replace("+asyncpg", ""),
+        "database password": urllib.parse.urlsplit(app_env["SYNCMASTER__DATABASE__URL"]).password or "",
     }
 
 
@@ -82,6 +85,23 @@ def leaks(texts: Iterable[tuple[str, str]], secrets: dict[str, str]) -> tuple[li
 def test_no_secret_of_the_suite_is_on_the_dashboard(ray_head, suite_secrets):
     found, jobs, _ = leaks(dashboard_texts(ray_head.dashboard_url), suite_secrets)
     assert jobs >= 2  # the job list and at least one job's logs
+    assert found == []
+
+
+def test_no_secret_of_the_suite_is_in_the_state_api(ray_head, suite_secrets):
+    """Actors, tasks, placement groups and jobs, with their names, arguments and runtime envs (the dashboard's
+    Cluster, Actors and Jobs pages show them)."""
+    found, kinds, size = leaks(state_api_texts(ray_head.dashboard_url), suite_secrets)
+    assert kinds == 4 and size > 10_000, (kinds, size)
+    assert found == []
+
+
+def test_no_secret_of_the_suite_is_on_a_command_line_of_the_ray_session(ray_head, suite_secrets):
+    """``/proc/<pid>/cmdline`` of every process of the head's session: any local user (and the dashboard's
+    node view) can read them."""
+    lines = session_command_lines(ray_head.session_id)
+    found, processes, _ = leaks([(f"process: {line[:120]}", line) for line in lines], suite_secrets)
+    assert processes >= 5 and any("raylet" in line for line in lines), lines
     assert found == []
 
 

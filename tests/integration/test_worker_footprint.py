@@ -92,3 +92,38 @@ def job_is_gone(ray_head, submission_id: str) -> bool:
         assert error.code == 404, f"the dashboard answered {error.code} for job {submission_id}"
         return True
     return False
+
+
+def test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours(repo, catalog, footprint_queue, pg_connections,
+                                                                       data_db_url, ray_head, default_pool_worker):
+    """Retention 0 deletes a settled run's job at once, but never the job of a run still active (its supervisor
+    may still read it) nor a job another tool submitted. (A job younger than the retention is kept: the session
+    worker's default of 7 days, shown by ``test_transfer_postgres``, which reads each run's job after it ended.)"""
+    from syncmaster_ray.db.models import Status
+    from syncmaster_ray.ids import submission_id_for
+    from syncmaster_ray.ray_client import RayJobs
+    from syncmaster_ray.settings import get_settings
+
+    jobs = RayJobs(ray_head.dashboard_url)
+    unsettled = repo.create_run(make_transfer(catalog, footprint_queue, pg_connections, unique_table("x"),
+                                              unique_table("y")).id)
+    assert repo.claim_run(unsettled.id, started_at=repo.get_run(unsettled.id).created_at, log_url="http://x/")
+    kept = [submission_id_for(unsettled.id, get_settings().job_namespace), f"not-ours-{unsettled.id}"]
+    for submission_id in kept:
+        jobs.submit(submission_id=submission_id, entrypoint="python -c 'print(1)'", metadata={})
+    wait_for(lambda: all(jobs.snapshot(sid).state.is_terminal() for sid in kept), 120, "the jobs to end")
+    source = unique_table("rt_src")
+    create_source(data_db_url, source, rows=10)
+    settled = repo.create_run(make_transfer(catalog, footprint_queue, pg_connections, source,
+                                            unique_table("rt_dst")).id)
+
+    send_run_task(settled.id, footprint_queue.slug)  # its supervisor prunes once the run is settled
+
+    wait_for(lambda: repo.get_run(settled.id).status in ENDED, what="the run to end")
+    assert repo.get_run(settled.id).status == "FINISHED", repo.get_record(settled.id).reason
+    sid = repo.get_record(settled.id).submission_id
+    wait_for(lambda: job_is_gone(ray_head, sid), 60, f"job {sid} to be deleted from the head")
+    assert [job_is_gone(ray_head, submission_id) for submission_id in kept] == [False, False]
+    repo.end_run(unsettled.id, Status.FAILED)
+    for submission_id in kept:
+        jobs.delete(submission_id)
