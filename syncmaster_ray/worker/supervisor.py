@@ -75,7 +75,7 @@ class RunSupervisor:
             return "skipped"
         verdict = self._run_job(run_id, submission_id)
         self._finish(run_id, submission_id, verdict)
-        self._prune_old_jobs()
+        self._prune_old_jobs(submission_id)
         if verdict.status is Status.FAILED:
             raise TransferFailed(f"run {run_id} failed: {verdict.reason}")
         return verdict.status.value
@@ -249,7 +249,7 @@ class RunSupervisor:
         self.repo.record(run_id, job_message=redact(snapshot.message, self._secrets())[:4000],
                          **({"log_tail": tail} if tail else {}))
 
-    def _prune_old_jobs(self) -> None:
+    def _prune_old_jobs(self, own_submission_id: str) -> None:
         """Retention of the head's job records: ours only, and only of settled runs (their supervisor has saved the
         logs and written the status; a job deleted earlier would look lost to it)."""
         namespace = self.settings.job_namespace
@@ -259,9 +259,16 @@ class RunSupervisor:
             return (run_id is not None and submission_id == submission_id_for(run_id, namespace)
                     and self.repo.get_status(run_id) in SETTLED)
 
+        retention = self.settings.ray.job_retention_seconds
         try:
-            pruned = RayJobs(self.settings.ray.address).prune(is_ours_and_settled,
-                                                              self.settings.ray.job_retention_seconds)
+            jobs = RayJobs(self.settings.ray.address)
+            pruned = jobs.prune(is_ours_and_settled, retention)
+            if (retention <= 0 and own_submission_id not in pruned and is_ours_and_settled(own_submission_id)
+                    and jobs.snapshot(own_submission_id).end_time_ms):
+                # Its own job, just ended, by its id: one run of eight ending together once kept its job past
+                # its own prune (missing from that listing), until the next run's prune.
+                jobs.delete(own_submission_id)
+                pruned.append(own_submission_id)
         except Exception as exc:  # housekeeping never fails a run
             log.warning("Could not prune old Ray jobs: %s", redact(str(exc), self._secrets()))
             return

@@ -7,7 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -205,17 +208,31 @@ def test_jobs_api_unreachable_past_the_grace_period_fails_the_run(
                     SYNCMASTER__WORKER__RAY_UNREACHABLE_GRACE_SECONDS=str(grace)):
         send_run_task(run.id, recovery_queue.slug)
         wait_for(lambda: transferring(repo, run.id), what="the transfer phase")
-        gone_at = time.monotonic()  # the dashboard stops answering during stop(), which itself takes seconds
-        own_head.stop()
-        finished = wait_for(lambda: ended(repo, run.id), what="the run's end")
+        stopping = threading.Thread(target=own_head.stop)  # stop() itself takes seconds: time from the outage
+        stopping.start()
+        gone_at = wait_for(lambda: not dashboard_answers(own_head.dashboard_url) and time.monotonic(), 120,
+                           "the dashboard to stop answering", interval=0.1)
+        finished = wait_for(lambda: ended(repo, run.id), what="the run's end", interval=0.2)
         waited = time.monotonic() - gone_at
+        stopping.join()
 
     record = repo.get_record(run.id)
     assert finished.status == "FAILED"
     # Causal: it failed because the Jobs API stayed silent for the whole grace period, and not before.
     assert record.error_code == "job_lost" and f"did not answer for {grace} s" in record.reason, record.reason
-    assert waited >= grace
+    # The worker can only have seen the outage after it began; this test sees it at most one poll (0.1 s) late.
+    assert waited >= grace - 0.5, f"FAILED {waited:.1f} s after the outage began, within the {grace} s grace"
     print(f"head gone -> run FAILED: {waited:.1f} s (grace {grace} s)")
+
+
+def dashboard_answers(dashboard_url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{dashboard_url}/api/version", timeout=2).close()
+    except urllib.error.HTTPError:
+        return True  # it answered, if only to refuse
+    except OSError:
+        return False
+    return True
 
 
 def _age_records(data_db_url: str, app_env: dict, run_ids: list[int]) -> None:

@@ -234,7 +234,7 @@ def test_transfer_bigger_than_the_cluster_fails_at_once_naming_what_it_asked(
     create_source(data_db_url, source, rows=10)
     transfer = make_transfer(catalog, e2e_queue, pg_connections, source, unique_table("dst"), executors=10)
 
-    run = start_and_wait(repo, transfer, e2e_queue.slug)
+    run = start_and_wait(repo, transfer, e2e_queue.slug, timeout=180)  # a hang guard: it fails before Spark starts
 
     record = repo.get_record(run.id)
     assert run.status == "FAILED"

@@ -1,0 +1,138 @@
+"""Break a promise on purpose and see its test fail: ``python -m tests.mutations [NAME ...]``.
+
+Each mutation is one textual edit of the code (the old text must occur exactly once) and the tests that must fail
+with it. The runner applies one edit, runs those tests with the real services (``-m ''``: long-tier ones too),
+restores the file and reports KILLED (the tests failed, as they must) or SURVIVED (a weak test). It edits the
+checkout it runs in, so run it in a clone of its own, never beside a test run of the same checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    promise: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+POSTGRES = "tests/integration/test_transfer_postgres.py"
+RECOVERY = "tests/integration/test_recovery.py"
+FOOTPRINT = "tests/integration/test_worker_footprint.py"
+ENTRYPOINT = "syncmaster_ray/job/entrypoint.py"
+SUPERVISOR = "syncmaster_ray/worker/supervisor.py"
+ONE_RUN = f"{POSTGRES}::test_transfer_copies_every_row_and_reports_finished[one-executor]"
+
+MUTATIONS = (
+    Mutation("skip_capacity_wait", "a run waits for its placement group before it copies",
+             ENTRYPOINT, "        _wait_for_capacity(group, plan.total, settings)\n", "        pass\n",
+             ("tests/integration/test_status.py",)),
+    Mutation("skip_fit_check", "a transfer bigger than the cluster fails at once, reserving nothing",
+             ENTRYPOINT, "    if not fits_somewhere(plan, cluster_total):", "    if False:",
+             (f"{POSTGRES}::test_transfer_bigger_than_the_cluster_fails_at_once_naming_what_it_asked",)),
+    Mutation("reconcile_hands_back_ended_jobs", "reconcile settles a run whose job ended with the job's outcome",
+             SUPERVISOR, "        if not snapshot.state.is_terminal():\n            from",
+             "        if snapshot.state is not JobState.MISSING:\n            from",
+             (f"{RECOVERY}::test_reconcile_settles_runs_whose_worker_is_gone",)),
+    Mutation("reconcile_fails_running_jobs", "reconcile hands a run whose job still runs back to a worker",
+             SUPERVISOR, "        if not snapshot.state.is_terminal():\n            from",
+             "        if False:\n            from",
+             (f"{RECOVERY}::test_reconcile_settles_runs_whose_worker_is_gone",)),
+    Mutation("no_unreachable_grace", "an unreachable Jobs API is waited out for the grace period",
+             SUPERVISOR, "                if time.monotonic() - unreachable_since > "
+             "self.settings.worker.ray_unreachable_grace_seconds:",
+             "                if True:",
+             (f"{RECOVERY}::test_jobs_api_unreachable_past_the_grace_period_fails_the_run",)),
+    Mutation("resubmit_on_reattach", "a re-attaching worker never submits the run a second time",
+             "syncmaster_ray/ray_client.py",
+             '            log.info("Ray job %s exists already: re-attaching", submission_id)\n'
+             '            return False\n',
+             '            submission_id = f"{submission_id}-again"\n',
+             (f"{RECOVERY}::test_worker_killed_mid_run_is_replaced_and_the_same_job_finishes",)),
+    Mutation("write_target_in_place", "a DB target is written through a staging table swapped in at the end",
+             "syncmaster_ray/handlers/staging.py", "        staging = self.side_table()\n",
+             "        staging = self.table_name\n",
+             (f"{POSTGRES}::test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_replaces_it",
+              "tests/integration/test_transfer_databases.py::"
+              "test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it")),
+    Mutation("prune_unsettled_runs", "retention never deletes the job of a run still active",
+             SUPERVISOR, "                    and self.repo.get_status(run_id) in SETTLED)", ")",
+             (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
+    Mutation("prune_jobs_not_ours", "retention never deletes a job another tool submitted",
+             SUPERVISOR, "            return (run_id is not None and submission_id == submission_id_for(run_id, "
+             "namespace)\n                    and self.repo.get_status(run_id) in SETTLED)",
+             "            return run_id is None or self.repo.get_status(run_id) in SETTLED",
+             (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
+    Mutation("prune_young_jobs", "retention keeps a job younger than the retention period",
+             "syncmaster_ray/ray_client.py", "if job.end_time and job.end_time <= cutoff_ms and is_ours(",
+             "if job.end_time and is_ours(", (ONE_RUN,)),
+    Mutation("fernet_key_in_job_metadata", "the Fernet key never reaches the dashboard",
+             SUPERVISOR, '"submitted_by": "syncmaster-ray"}',
+             '"submitted_by": "syncmaster-ray", "key": self.settings.secret_key}',
+             (ONE_RUN, "tests/integration/test_secret_scan.py")),
+    Mutation("database_url_in_job_log", "the database URL never reaches a job's log",
+             ENTRYPOINT, "    secrets = settings.secret_values()\n",
+             "    secrets = settings.secret_values()\n    print(settings.database.url, flush=True)\n",
+             (ONE_RUN,)),
+)
+
+
+def apply(mutation: Mutation) -> str:
+    """Edit the file; returns its original text."""
+    path = ROOT / mutation.path
+    original = path.read_text()
+    if original.count(mutation.old) != 1:
+        raise SystemExit(f"{mutation.name}: the text to replace occurs {original.count(mutation.old)} times "
+                         f"in {mutation.path} (the code changed: update the mutation)")
+    path.write_text(original.replace(mutation.old, mutation.new))
+    return original
+
+
+def run(mutation: Mutation) -> tuple[bool, float]:
+    """(killed, seconds): whether the tests failed under the mutation."""
+    original = apply(mutation)
+    started = time.monotonic()
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-m", "", "-p", "no:cacheprovider",
+                                 *mutation.tests], cwd=ROOT, capture_output=True, text=True)
+    finally:
+        (ROOT / mutation.path).write_text(original)
+    log = ROOT / ".mutations" / f"{mutation.name}.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(result.stdout + result.stderr)
+    return result.returncode == 1, time.monotonic() - started  # 1: tests failed (not a usage or collection error)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and their tests")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.names or m.name in args.names]
+    if args.list:
+        for mutation in chosen:
+            print(f"{mutation.name}: breaks '{mutation.promise}'; must fail: {', '.join(mutation.tests)}")
+        return 0
+    survived = 0
+    for mutation in chosen:
+        killed, seconds = run(mutation)
+        survived += not killed
+        print(f"{'KILLED  ' if killed else 'SURVIVED'} {mutation.name} ({seconds:.0f} s; "
+              f".mutations/{mutation.name}.log)", flush=True)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
