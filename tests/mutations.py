@@ -67,6 +67,12 @@ MUTATIONS = (
              (f"{POSTGRES}::test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_replaces_it",
               "tests/integration/test_transfer_databases.py::"
               "test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it")),
+    Mutation("hive_write_target_in_place", "a managed Hive target is replaced through a staging table",
+             "syncmaster_ray/handlers/hive.py",
+             "        if target is not None and (self.appends or not target.managed):",
+             "        if target is not None:",
+             ("tests/integration/test_transfer_databases.py::"
+              "test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it",)),
     Mutation("prune_unsettled_runs", "retention never deletes the job of a run still active",
              SUPERVISOR, "                    and self.repo.get_status(run_id) in SETTLED)", ")",
              (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
@@ -82,9 +88,16 @@ MUTATIONS = (
              SUPERVISOR, '"submitted_by": "syncmaster-ray"}',
              '"submitted_by": "syncmaster-ray", "key": self.settings.secret_key}',
              (ONE_RUN, "tests/integration/test_secret_scan.py")),
+    Mutation("fernet_key_in_actor_name", "the Fernet key never reaches the state API (the per-run check does "
+             "not look there: only the final scan does)",
+             ENTRYPOINT, "            name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),",
+             '            name=f"{actor_name_for(submission_id_for(run_id, settings.job_namespace))}-'
+             '{settings.secret_key}",',
+             (ONE_RUN, "tests/integration/test_secret_scan.py")),
     Mutation("database_url_in_job_log", "the database URL never reaches a job's log",
              ENTRYPOINT, "    secrets = settings.secret_values()\n",
-             "    secrets = settings.secret_values()\n    print(settings.database.url, flush=True)\n",
+             "    secrets = settings.secret_values()\n"
+             "    print(settings.database.url.get_secret_value(), flush=True)\n",
              (ONE_RUN,)),
 )
 
@@ -105,7 +118,7 @@ def run(mutation: Mutation) -> tuple[bool, float]:
     original = apply(mutation)
     started = time.monotonic()
     try:
-        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-m", "", "-p", "no:cacheprovider",
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "", "-p", "no:cacheprovider",
                                  *mutation.tests], cwd=ROOT, capture_output=True, text=True)
     finally:
         (ROOT / mutation.path).write_text(original)

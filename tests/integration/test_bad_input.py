@@ -23,7 +23,7 @@ from syncmaster_ray.db.models import Status
 from syncmaster_ray.ids import submission_id_for
 from syncmaster_ray.settings import get_settings
 from tests.fixtures.postgres_data import CONNECTION_PASSWORD, checksum, connection_data, create_source, unique_table
-from tests.fixtures.runs import start_and_wait, wait_for
+from tests.fixtures.runs import start_and_wait, wait_for, wait_for_end
 from tests.integration.test_transfer_postgres import job_info, make_transfer
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -84,7 +84,7 @@ def new_connection(catalog, app_env, type_: str, data: dict[str, Any], auth: dic
                                      auth=auth, secret_key=secret_key or app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_db_url, source_table, request):
     """A good Postgres -> Postgres transfer, then spoiled as its case says."""
 
@@ -130,10 +130,19 @@ def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_d
     return build
 
 
+@pytest.fixture(scope="module")
+def bad_runs(repo, e2e_queue, spoiled_transfer, ray_head, celery_worker) -> dict[str, int]:
+    """One run per case, all sent at once as a burst of bad definitions would come: each case waits for its own,
+    and the worker takes them as they come (two at a time here), not one per test."""
+    runs = {case.spoil: repo.create_run(spoiled_transfer(case.spoil).id).id for case in CASES.values()}
+    for run_id in runs.values():
+        send_run_task(run_id, e2e_queue.slug)
+    return runs
+
+
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_bad_input_fails_the_run_with_its_specific_reason(case, repo, e2e_queue, spoiled_transfer, app_env,
-                                                          ray_head, celery_worker):
-    run = start_and_wait(repo, spoiled_transfer(case.spoil), e2e_queue.slug, timeout=300)
+def test_bad_input_fails_the_run_with_its_specific_reason(case, repo, bad_runs, app_env):
+    run = wait_for_end(repo, bad_runs[case.spoil], timeout=600)
 
     record = repo.get_record(run.id)
     assert (run.status, record.error_code) == ("FAILED", case.code), record.reason
@@ -171,7 +180,9 @@ def test_a_task_without_a_created_run_is_skipped_and_submits_no_job(make_run, re
 
 
 def test_after_every_bad_input_the_same_worker_takes_the_next_run(repo, catalog, e2e_queue, pg_connections,
-                                                                   data_db_url, source_table, celery_worker):
+                                                                   data_db_url, source_table, celery_worker,
+                                                                   bad_runs):
+    assert [wait_for_end(repo, run_id).status for run_id in bad_runs.values()] == ["FAILED"] * len(bad_runs)
     target = unique_table("after_bad")
     run = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, source_table, target),
                          e2e_queue.slug)

@@ -1,4 +1,8 @@
-"""SyncMaster's Horizon HWM store (``SYNCMASTER__HWM_STORE__*``) against a real Horizon server: no Spark, no Ray."""
+"""SyncMaster's Horizon HWM store (``SYNCMASTER__HWM_STORE__*``) against a real Horizon server: no Spark, no Ray.
+
+Horizon is an optional extra with a server of its own (a venv installed from PyPI on first use): the tests against
+it are in the long tier; the settings-to-store wiring (missing settings, a Horizon that does not answer) runs in CI.
+"""
 
 from __future__ import annotations
 
@@ -91,6 +95,7 @@ def independent_client(horizon_server):
     return HorizonClientSync(base_url=horizon_server.url, auth=auth)
 
 
+@pytest.mark.long  # a Horizon server of its own; the wiring's twin below runs in CI
 def test_hwm_store_for_returns_horizon_store_and_creates_namespace(horizon_server, horizon_settings):
     from horizon.commons.schemas.v1 import NamespacePaginateQueryV1
     from horizon_hwm_store import HorizonHWMStore
@@ -115,6 +120,7 @@ def test_hwm_store_for_returns_horizon_store_and_creates_namespace(horizon_serve
     assert len(client.paginate_namespaces(query).items) == 1
 
 
+@pytest.mark.long  # a Horizon server of its own; the wiring's twin below runs in CI
 def test_int_hwm_round_trips_under_syncmaster_name(horizon_settings):
     from syncmaster_ray.job.strategy import hwm_name, hwm_store_for
 
@@ -133,6 +139,7 @@ def test_int_hwm_round_trips_under_syncmaster_name(horizon_settings):
     assert store.get_hwm(name).value == 43
 
 
+@pytest.mark.long  # a Horizon server of its own; the wiring's twin below runs in CI
 def test_incremental_scope_yields_previous_hwm_and_saves_new_one_only_on_success(horizon_settings):
     from etl_entities.hwm_store import HWMStoreStackManager
     from onetl.strategy import IncrementalStrategy
@@ -164,6 +171,7 @@ def test_incremental_scope_yields_previous_hwm_and_saves_new_one_only_on_success
     assert hwm_store_for(horizon_settings()).get_hwm(hwm_name(spec)).value == 20
 
 
+@pytest.mark.long  # a Horizon server of its own; the wiring's twin below runs in CI
 def test_full_scope_resets_previously_stored_hwm(horizon_settings):
     from syncmaster_ray.job.strategy import hwm_name, hwm_store_for, strategy_scope
 
@@ -185,6 +193,7 @@ def test_full_scope_resets_previously_stored_hwm(horizon_settings):
     assert store.get_hwm(hwm_name(make_spec(transfer_id=104, strategy="full"))) is None
 
 
+@pytest.mark.long  # a Horizon server of its own; the wiring's twin below runs in CI
 def test_wrong_password_fails_with_a_config_error_naming_horizon_without_the_password(horizon_settings):
     from syncmaster_ray.errors import ConfigError
     from syncmaster_ray.job.strategy import hwm_store_for
@@ -219,3 +228,19 @@ def test_enabled_without_url_or_credentials_is_config_error(settings_from_env, m
     with pytest.raises(ConfigError, match=rf"SYNCMASTER__HWM_STORE__ENABLED is set but {missing} missing") as info:
         hwm_store_for(settings_from_env(**values))
     assert "s3cret-value" not in str(info.value)
+
+
+def test_unreachable_horizon_is_a_config_error_naming_it_without_the_password(settings_from_env):
+    from syncmaster_ray.job.strategy import hwm_store_for
+    from syncmaster_ray.outcome import classify
+
+    password = f"pw-{secrets.token_urlsafe(12)}"
+    settings = settings_from_env(enabled="true", url="http://127.0.0.1:9", user="someone", password=password,
+                                 namespace="ns")  # nothing listens on port 9
+    with pytest.raises(ConfigError, match=r"Horizon HWM store at http://127\.0\.0\.1:9") as info:
+        hwm_store_for(settings)
+
+    code, reason = classify(info.value, ())
+    assert code == "config"
+    for text in (str(info.value), repr(info.value), reason):
+        assert password not in text

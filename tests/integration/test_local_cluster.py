@@ -16,7 +16,8 @@ import pytest
 
 from syncmaster_ray.ray_client import dashboard_auth_headers
 
-pytestmark = [pytest.mark.integration]
+# A dev helper's CLI (three raylets): the long tier. LocalRayHead, its building block, starts every head of CI.
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(tmp_path):
