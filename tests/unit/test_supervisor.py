@@ -1,4 +1,5 @@
-"""``RunSupervisor._judge``: the one mapping from a Ray job's end to a SyncMaster status and reason.
+"""``RunSupervisor._judge``: the one mapping from a Ray job's end to a SyncMaster status and reason; and which
+jobs ``_prune_old_jobs`` deletes (the end-to-end twin is ``test_worker_footprint.py``).
 
 ``syncmaster_ray.worker``'s ``__init__`` builds the Celery app (and so reads settings) at import time, so the
 supervisor module is imported inside a fixture, with a database URL in the environment.
@@ -185,3 +186,53 @@ def test_no_run_deadline_without_a_timeout_or_a_start(sup, settings, timeout, st
     settings.worker.run_timeout_seconds = timeout
     supervisor = sup.RunSupervisor(settings, StartedRepo(utcnow() if started_at else None))
     assert supervisor._run_deadline(RUN_ID) is None
+
+
+class FakeJobs:
+    """The head's jobs as ``_prune_old_jobs`` sees them: a listing (which may lag) and lookups by id."""
+
+    def __init__(self, listed: list[str], ended: dict[str, int | None]) -> None:
+        self.listed, self.ended, self.deleted = listed, ended, []
+
+    def prune(self, is_ours, older_than_seconds: float) -> list[str]:
+        pruned = [sid for sid in self.listed if self.ended.get(sid) and is_ours(sid)]
+        self.deleted += pruned
+        return pruned
+
+    def snapshot(self, submission_id: str) -> JobSnapshot:
+        end = self.ended.get(submission_id)
+        return JobSnapshot(JobState.SUCCEEDED if end else JobState.RUNNING, end_time_ms=end)
+
+    def delete(self, submission_id: str) -> None:
+        self.deleted.append(submission_id)
+
+
+class StatusRepo:
+    def __init__(self, statuses: dict[int, Status]) -> None:
+        self.statuses = statuses
+
+    def get_status(self, run_id: int) -> Status | None:
+        return self.statuses.get(run_id)
+
+
+@pytest.mark.parametrize(("retention", "own_status", "own_ended", "deleted"), [
+    (0, Status.FINISHED, 1, True),  # missing from the listing, deleted by its id
+    (0, Status.STARTED, 1, False),  # its run is not settled: its supervisor may still read it
+    (0, Status.FINISHED, None, False),  # not ended yet
+    (3600, Status.FINISHED, 1, False),  # younger than the retention
+], ids=["settled", "unsettled", "running", "young"])
+def test_retention_zero_deletes_the_own_ended_job_even_when_the_listing_lags(
+    sup, settings, monkeypatch, retention, own_status, own_ended, deleted
+):
+    from syncmaster_ray.ids import submission_id_for
+
+    own, other = (submission_id_for(run_id, settings.job_namespace) for run_id in (RUN_ID, RUN_ID + 1))
+    jobs = FakeJobs(listed=[other], ended={own: own_ended, other: 1})
+    monkeypatch.setattr(sup, "RayJobs", lambda address: jobs)
+    settings.ray.job_retention_seconds = retention
+    repo = StatusRepo({RUN_ID: own_status, RUN_ID + 1: Status.FINISHED})
+
+    sup.RunSupervisor(settings, repo)._prune_old_jobs(own)
+
+    assert (own in jobs.deleted) is deleted
+    assert other in jobs.deleted  # the listed settled job goes either way (FakeJobs ignores its age)
