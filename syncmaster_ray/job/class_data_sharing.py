@@ -28,11 +28,14 @@ STALE_LOCK_SECONDS = 600
 
 
 def archive_key(jars: list[str], maven_packages: list[str]) -> str:
-    """Changes whenever the driver's classpath may: Java, Python packages, jars (path, size, mtime)."""
+    """Changes whenever the driver's classpath may: Java, Python packages and where they are installed (their
+    jars are on the classpath: two venvs on one node must not share an archive, the JVM refuses it), jars (path,
+    size, mtime)."""
     import pyspark
     import raydp
 
-    parts = [sys.version, pyspark.__version__, raydp.__version__, _java_identity(), *sorted(maven_packages)]
+    parts = [sys.version, pyspark.__version__, raydp.__version__, _java_identity(), *sorted(maven_packages),
+             os.path.dirname(os.path.realpath(pyspark.__file__)), os.path.dirname(os.path.realpath(raydp.__file__))]
     for jar in jars:
         stat = os.stat(jar)
         parts.append(f"{jar}:{stat.st_size}:{int(stat.st_mtime)}")

@@ -58,3 +58,16 @@ def test_keys_differ_per_classpath(tmp_path):
     assert key != archive_key([str(jar)], ["org.example:x:1"])
     jar.write_bytes(b"12")
     assert key != archive_key([str(jar)], [])
+
+
+def test_keys_differ_per_install_location(monkeypatch, tmp_path):
+    """Two venvs on one node (two checkouts, a CI clone beside a developer's) have their jars at other paths."""
+    import pyspark
+
+    from syncmaster_ray.job.class_data_sharing import archive_key
+
+    key = archive_key([], [])
+    other = tmp_path / "other-venv" / "pyspark"
+    other.mkdir(parents=True)
+    monkeypatch.setattr(pyspark, "__file__", str(other / "__init__.py"))
+    assert archive_key([], []) != key
