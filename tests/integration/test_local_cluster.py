@@ -43,7 +43,9 @@ def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(
         assert all(n["resources_total"]["memory"] == 1024**3 for n in nodes)
 
         os.killpg(process.pid, signal.SIGINT)
-        assert process.wait(timeout=120) == 0
+        # communicate() drains stdout: a child blocked on a full pipe would never exit.
+        rest, _ = process.communicate(timeout=120)
+        assert process.returncode == 0, "".join(lines) + rest
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
