@@ -3,6 +3,7 @@ with its own resources, stopped by PID on Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
+import psutil
 import pytest
 
 from syncmaster_ray.ray_client import dashboard_auth_headers
@@ -20,7 +23,19 @@ from syncmaster_ray.ray_client import dashboard_auth_headers
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
+def kill_processes_of_new_ray_dirs(before: set[Path]) -> None:
+    """After the helper was killed: its raylets run in sessions of their own and outlive it, so kill every
+    process of a Ray temp dir (``/tmp/smr-ray-*``) that did not exist before the test (on this failure path only:
+    a head another session started meanwhile on this machine would go too)."""
+    new_dirs = [str(d) for d in set(Path("/tmp").glob("smr-ray-*")) - before]
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(d in " ".join(proc.info["cmdline"] or ()) for d in new_dirs):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
 def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(tmp_path):
+    ray_dirs_before = set(Path("/tmp").glob("smr-ray-*"))
     process = subprocess.Popen(
         [sys.executable, "-m", "syncmaster_ray.local_cluster", "--workers", "2", "--head-cpus", "1",
          "--worker-cpus", "2", "--memory-gib", "1"],
@@ -49,6 +64,7 @@ def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+            kill_processes_of_new_ray_dirs(ray_dirs_before)
     # Stopped by PID: its process groups are gone (the raylets' and GCS's sessions were its children).
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{dashboard}/api/v0/nodes", timeout=5)
