@@ -23,6 +23,7 @@ from syncmaster_ray.settings import AppSettings, get_settings
 
 log = logging.getLogger(__name__)
 SETTLED = (Status.FINISHED, Status.FAILED, Status.STOPPED)
+OWN_JOB_DELETE_ATTEMPTS, OWN_JOB_RECHECK_SECONDS = 3, 2.0  # retention 0: a run's own job, deleted for good
 
 
 class TransferFailed(SyncmasterRayError):
@@ -263,17 +264,29 @@ class RunSupervisor:
         try:
             jobs = RayJobs(self.settings.ray.address)
             pruned = jobs.prune(is_ours_and_settled, retention)
-            if (retention <= 0 and own_submission_id not in pruned and is_ours_and_settled(own_submission_id)
-                    and jobs.snapshot(own_submission_id).end_time_ms):
-                # Its own job, just ended, by its id: one run of eight ending together once kept its job past
-                # its own prune (missing from that listing), until the next run's prune.
-                jobs.delete(own_submission_id)
-                pruned.append(own_submission_id)
+            if retention <= 0 and is_ours_and_settled(own_submission_id):
+                pruned = [*{*pruned, *self._delete_for_good(jobs, own_submission_id)}]
         except Exception as exc:  # housekeeping never fails a run
             log.warning("Could not prune old Ray jobs: %s", redact(str(exc), self._secrets()))
             return
         if pruned:
             log.info("Deleted %d ended Ray job record(s) past retention", len(pruned))
+
+    @staticmethod
+    def _delete_for_good(jobs: RayJobs, submission_id: str) -> list[str]:
+        """Delete a just-ended job of our own and make sure it stays deleted: Ray's job supervisor may still write
+        its final status after the job shows as ended, and a status written to a deleted job creates its record
+        again ("Entrypoint not found."), which then waited for the next run's prune (seen with retention 0)."""
+        deleted = []
+        for attempt in range(OWN_JOB_DELETE_ATTEMPTS):
+            if not jobs.snapshot(submission_id).end_time_ms:
+                break  # gone (or, never here, not ended)
+            if attempt:
+                log.info("Ray job %s was written again after its deletion: deleted again", submission_id)
+            jobs.delete(submission_id)
+            deleted = [submission_id]
+            time.sleep(OWN_JOB_RECHECK_SECONDS)
+        return deleted
 
     def _finish(self, run_id: int, submission_id: str, verdict: Verdict) -> None:
         if verdict.status is not Status.FINISHED:

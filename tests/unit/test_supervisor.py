@@ -189,10 +189,11 @@ def test_no_run_deadline_without_a_timeout_or_a_start(sup, settings, timeout, st
 
 
 class FakeJobs:
-    """The head's jobs as ``_prune_old_jobs`` sees them: a listing (which may lag) and lookups by id."""
+    """The head's jobs as ``_prune_old_jobs`` sees them: a listing (which may lag) and lookups by id; a job in
+    ``comes_back`` is written again once after its first delete, as Ray's job supervisor can do."""
 
-    def __init__(self, listed: list[str], ended: dict[str, int | None]) -> None:
-        self.listed, self.ended, self.deleted = listed, ended, []
+    def __init__(self, listed: list[str], ended: dict[str, int | None], comes_back: tuple[str, ...] = ()) -> None:
+        self.listed, self.ended, self.deleted, self.comes_back = listed, ended, [], set(comes_back)
 
     def prune(self, is_ours, older_than_seconds: float) -> list[str]:
         pruned = [sid for sid in self.listed if self.ended.get(sid) and is_ours(sid)]
@@ -205,6 +206,10 @@ class FakeJobs:
 
     def delete(self, submission_id: str) -> None:
         self.deleted.append(submission_id)
+        if submission_id in self.comes_back:
+            self.comes_back.discard(submission_id)
+        else:
+            self.ended.pop(submission_id, None)
 
 
 class StatusRepo:
@@ -215,24 +220,28 @@ class StatusRepo:
         return self.statuses.get(run_id)
 
 
-@pytest.mark.parametrize(("retention", "own_status", "own_ended", "deleted"), [
-    (0, Status.FINISHED, 1, True),  # missing from the listing, deleted by its id
-    (0, Status.STARTED, 1, False),  # its run is not settled: its supervisor may still read it
-    (0, Status.FINISHED, None, False),  # not ended yet
-    (3600, Status.FINISHED, 1, False),  # younger than the retention
-], ids=["settled", "unsettled", "running", "young"])
-def test_retention_zero_deletes_the_own_ended_job_even_when_the_listing_lags(
-    sup, settings, monkeypatch, retention, own_status, own_ended, deleted
+@pytest.mark.parametrize(("retention", "own_status", "own_ended", "comes_back", "deleted"), [
+    (0, Status.FINISHED, 1, False, True),  # missing from the listing, deleted by its id
+    (0, Status.FINISHED, 1, True, True),  # written again after the delete: deleted again
+    (0, Status.STARTED, 1, False, False),  # its run is not settled: its supervisor may still read it
+    (0, Status.FINISHED, None, False, False),  # not ended yet
+    (3600, Status.FINISHED, 1, False, False),  # younger than the retention
+], ids=["settled", "comes-back", "unsettled", "running", "young"])
+def test_retention_zero_deletes_the_own_ended_job_for_good_even_when_the_listing_lags(
+    sup, settings, monkeypatch, retention, own_status, own_ended, comes_back, deleted
 ):
     from syncmaster_ray.ids import submission_id_for
 
     own, other = (submission_id_for(run_id, settings.job_namespace) for run_id in (RUN_ID, RUN_ID + 1))
-    jobs = FakeJobs(listed=[other], ended={own: own_ended, other: 1})
+    jobs = FakeJobs(listed=[other], ended={own: own_ended, other: 1}, comes_back=(own,) if comes_back else ())
     monkeypatch.setattr(sup, "RayJobs", lambda address: jobs)
+    monkeypatch.setattr(sup, "OWN_JOB_RECHECK_SECONDS", 0)
     settings.ray.job_retention_seconds = retention
     repo = StatusRepo({RUN_ID: own_status, RUN_ID + 1: Status.FINISHED})
 
     sup.RunSupervisor(settings, repo)._prune_old_jobs(own)
 
     assert (own in jobs.deleted) is deleted
+    if deleted:
+        assert own not in jobs.ended  # and it stays deleted
     assert other in jobs.deleted  # the listed settled job goes either way (FakeJobs ignores its age)
