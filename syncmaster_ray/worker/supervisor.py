@@ -264,8 +264,9 @@ class RunSupervisor:
         try:
             jobs = RayJobs(self.settings.ray.address)
             pruned = jobs.prune(is_ours_and_settled, retention)
-            if retention <= 0 and is_ours_and_settled(own_submission_id):
-                pruned = [*{*pruned, *self._delete_for_good(jobs, own_submission_id)}]
+            if (retention <= 0 and is_ours_and_settled(own_submission_id)
+                    and self._delete_for_good(jobs, own_submission_id) and own_submission_id not in pruned):
+                pruned.append(own_submission_id)
         except Exception as exc:  # housekeeping never fails a run
             log.warning("Could not prune old Ray jobs: %s", redact(str(exc), self._secrets()))
             return
@@ -273,18 +274,18 @@ class RunSupervisor:
             log.info("Deleted %d ended Ray job record(s) past retention", len(pruned))
 
     @staticmethod
-    def _delete_for_good(jobs: RayJobs, submission_id: str) -> list[str]:
-        """Delete a just-ended job of our own and make sure it stays deleted: Ray's job supervisor may still write
-        its final status after the job shows as ended, and a status written to a deleted job creates its record
-        again ("Entrypoint not found."), which then waited for the next run's prune (seen with retention 0)."""
-        deleted = []
+    def _delete_for_good(jobs: RayJobs, submission_id: str) -> bool:
+        """Delete a just-ended job of our own and make sure it stays deleted; True if this call deleted it. Ray
+        writes a status to a deleted job by creating its record again ("Entrypoint not found."), the likely cause
+        of a job that outlived its run's prune with retention 0 (the race itself is not yet seen in a log)."""
+        deleted = False
         for attempt in range(OWN_JOB_DELETE_ATTEMPTS):
             if not jobs.snapshot(submission_id).end_time_ms:
                 break  # gone (or, never here, not ended)
             if attempt:
                 log.info("Ray job %s was written again after its deletion: deleted again", submission_id)
             jobs.delete(submission_id)
-            deleted = [submission_id]
+            deleted = True
             time.sleep(OWN_JOB_RECHECK_SECONDS)
         return deleted
 
