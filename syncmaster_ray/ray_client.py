@@ -164,14 +164,18 @@ class RayJobs:
         pruned = []
         for job in self._client.list_jobs():
             submission_id = job.submission_id or ""
-            if job.end_time and job.end_time <= cutoff_ms and is_ours(submission_id):
-                self.delete(submission_id)
+            if job.end_time and job.end_time <= cutoff_ms and is_ours(submission_id) and self.delete(submission_id):
                 pruned.append(submission_id)
         return pruned
 
-    def delete(self, submission_id: str) -> None:
+    def delete(self, submission_id: str) -> bool:
+        """Delete an ended job's record; True once it is gone. Another supervisor pruning the same job at the same
+        moment makes Ray answer HTTP 500 ("non-terminal state None"), so a refusal is checked against the head."""
         try:
             self._client.delete_job(submission_id)
         except RuntimeError as exc:
-            if not _is_not_found(exc):
-                log.warning("could not delete Ray job %s: %s", submission_id, redact(str(exc), ray_auth_secrets()))
+            if _is_not_found(exc) or self.snapshot(submission_id).state is JobState.MISSING:
+                return True
+            log.warning("could not delete Ray job %s: %s", submission_id, redact(str(exc), ray_auth_secrets()))
+            return False
+        return True

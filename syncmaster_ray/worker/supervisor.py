@@ -7,6 +7,7 @@ forwarding SEND_STOP_SIGNAL -> persist the job's message and log tail -> write F
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -23,7 +24,8 @@ from syncmaster_ray.settings import AppSettings, get_settings
 
 log = logging.getLogger(__name__)
 SETTLED = (Status.FINISHED, Status.FAILED, Status.STOPPED)
-OWN_JOB_DELETE_ATTEMPTS, OWN_JOB_RECHECK_SECONDS = 3, 2.0  # retention 0: a run's own job, deleted for good
+# Retention 0: how long after its run a job's record is watched for Ray writing it again (seconds between checks).
+OWN_JOB_RECHECKS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
 
 
 class TransferFailed(SyncmasterRayError):
@@ -250,9 +252,10 @@ class RunSupervisor:
         self.repo.record(run_id, job_message=redact(snapshot.message, self._secrets())[:4000],
                          **({"log_tail": tail} if tail else {}))
 
-    def _prune_old_jobs(self, own_submission_id: str) -> None:
+    def _prune_old_jobs(self, own_submission_id: str) -> threading.Thread | None:
         """Retention of the head's job records: ours only, and only of settled runs (their supervisor has saved the
-        logs and written the status; a job deleted earlier would look lost to it)."""
+        logs and written the status; a job deleted earlier would look lost to it). With retention 0 the run's own
+        job is forgotten by a background thread, returned so a test can join it."""
         namespace = self.settings.job_namespace
 
         def is_ours_and_settled(submission_id: str) -> bool:
@@ -264,30 +267,36 @@ class RunSupervisor:
         try:
             jobs = RayJobs(self.settings.ray.address)
             pruned = jobs.prune(is_ours_and_settled, retention)
-            if (retention <= 0 and is_ours_and_settled(own_submission_id)
-                    and self._delete_for_good(jobs, own_submission_id) and own_submission_id not in pruned):
-                pruned.append(own_submission_id)
+            forget_own = retention <= 0 and is_ours_and_settled(own_submission_id)
         except Exception as exc:  # housekeeping never fails a run
             log.warning("Could not prune old Ray jobs: %s", redact(str(exc), self._secrets()))
-            return
+            return None
         if pruned:
             log.info("Deleted %d ended Ray job record(s) past retention", len(pruned))
+        if not forget_own:
+            return None
+        forgetter = threading.Thread(target=self._forget_own_job, args=(jobs, own_submission_id), daemon=True,
+                                     name=f"forget-{own_submission_id}")
+        forgetter.start()
+        return forgetter
 
-    @staticmethod
-    def _delete_for_good(jobs: RayJobs, submission_id: str) -> bool:
-        """Delete a just-ended job of our own and make sure it stays deleted; True if this call deleted it. Ray
-        writes a status to a deleted job by creating its record again ("Entrypoint not found."), the likely cause
-        of a job that outlived its run's prune with retention 0 (the race itself is not yet seen in a log)."""
-        deleted = False
-        for attempt in range(OWN_JOB_DELETE_ATTEMPTS):
-            if not jobs.snapshot(submission_id).end_time_ms:
-                break  # gone (or, never here, not ended)
-            if attempt:
-                log.info("Ray job %s was written again after its deletion: deleted again", submission_id)
-            jobs.delete(submission_id)
-            deleted = True
-            time.sleep(OWN_JOB_RECHECK_SECONDS)
-        return deleted
+    def _forget_own_job(self, jobs: RayJobs, submission_id: str) -> None:
+        """Delete a just-ended job of our own, and again if Ray writes it back. Ray's job manager notices the
+        job's supervisor actor exit a moment after the job ended; when the record is gone by then, it writes a
+        new one ("Entrypoint not found.", FAILED), and does so once. A slow node can take many seconds, hence a
+        thread rather than a wait in the task."""
+        deletions = 0
+        try:
+            for pause in OWN_JOB_RECHECKS:
+                if jobs.snapshot(submission_id).end_time_ms and jobs.delete(submission_id):
+                    if deletions:
+                        log.info("Ray job %s was written again after its deletion: deleted again", submission_id)
+                    deletions += 1
+                if deletions == 2:
+                    return
+                time.sleep(pause)
+        except Exception as exc:  # the next run's prune deletes what this one left
+            log.warning("Could not delete Ray job %s: %s", submission_id, redact(str(exc), self._secrets()))
 
     def _finish(self, run_id: int, submission_id: str, verdict: Verdict) -> None:
         if verdict.status is not Status.FINISHED:

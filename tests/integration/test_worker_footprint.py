@@ -97,8 +97,21 @@ def test_eight_runs_at_once_keep_the_worker_small(repo, catalog, footprint_queue
         if status == "FINISHED":
             assert f"Run {run.id} finished in" in (record.log_tail or ""), record.log_tail
         # Each supervisor prunes just after it writes its status: the last job may be listed a moment longer.
-        wait_for(lambda sid=record.submission_id: job_is_gone(ray_head, sid), 60, f"job {record.submission_id} "
-                 "to be deleted from the head")
+        try:
+            wait_for(lambda sid=record.submission_id: job_is_gone(ray_head, sid), 60, f"job {record.submission_id} "
+                     "to be deleted from the head")
+        except pytest.fail.Exception as failed:  # say which record stayed: ours, or one Ray wrote again
+            pytest.fail(f"{failed}; the head still has {job_record(ray_head, record.submission_id)}")
+
+
+def job_record(ray_head, submission_id: str) -> str:
+    request = urllib.request.Request(f"{ray_head.dashboard_url}/api/jobs/{submission_id}",
+                                     headers=ray_head.auth_headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read().decode()[:2000]
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}"
 
 
 def job_is_gone(ray_head, submission_id: str) -> bool:

@@ -204,12 +204,13 @@ class FakeJobs:
         end = self.ended.get(submission_id)
         return JobSnapshot(JobState.SUCCEEDED if end else JobState.RUNNING, end_time_ms=end)
 
-    def delete(self, submission_id: str) -> None:
+    def delete(self, submission_id: str) -> bool:
         self.deleted.append(submission_id)
         if submission_id in self.comes_back:
             self.comes_back.discard(submission_id)
         else:
             self.ended.pop(submission_id, None)
+        return True
 
 
 class StatusRepo:
@@ -235,13 +236,41 @@ def test_retention_zero_deletes_the_own_ended_job_for_good_even_when_the_listing
     own, other = (submission_id_for(run_id, settings.job_namespace) for run_id in (RUN_ID, RUN_ID + 1))
     jobs = FakeJobs(listed=[other], ended={own: own_ended, other: 1}, comes_back=(own,) if comes_back else ())
     monkeypatch.setattr(sup, "RayJobs", lambda address: jobs)
-    monkeypatch.setattr(sup, "OWN_JOB_RECHECK_SECONDS", 0)
+    monkeypatch.setattr(sup, "OWN_JOB_RECHECKS", (0, 0, 0))
     settings.ray.job_retention_seconds = retention
     repo = StatusRepo({RUN_ID: own_status, RUN_ID + 1: Status.FINISHED})
 
-    sup.RunSupervisor(settings, repo)._prune_old_jobs(own)
+    forgetter = sup.RunSupervisor(settings, repo)._prune_old_jobs(own)
+    if forgetter is not None:
+        forgetter.join(timeout=10)
 
     assert (own in jobs.deleted) is deleted
     if deleted:
         assert own not in jobs.ended  # and it stays deleted
     assert other in jobs.deleted  # the listed settled job goes either way (FakeJobs ignores its age)
+
+
+class RefusingClient:
+    """A ``JobSubmissionClient`` whose delete is refused the way Ray refuses a job deleted concurrently."""
+
+    def __init__(self, still_there: bool) -> None:
+        self.still_there = still_there
+
+    def delete_job(self, submission_id: str) -> None:
+        raise RuntimeError(f"Request failed with status code 500: Attempted to delete job '{submission_id}', but "
+                           "it is in a non-terminal state None.")
+
+    def get_job_info(self, submission_id: str):
+        if not self.still_there:
+            raise RuntimeError(f"Request failed with status code 404: Job {submission_id} does not exist.")
+        return type("Info", (), {"status": "SUCCEEDED", "message": "", "start_time": 1, "end_time": 2})()
+
+
+@pytest.mark.parametrize(("still_there", "gone"), [(False, True), (True, False)], ids=["deleted-by-another",
+                                                                                       "really-refused"])
+def test_delete_refused_because_another_supervisor_deleted_it_counts_as_gone(still_there, gone):
+    from syncmaster_ray.ray_client import RayJobs
+
+    jobs = RayJobs.__new__(RayJobs)
+    jobs._client = RefusingClient(still_there)
+    assert jobs.delete("smr-x-run-1") is gone
