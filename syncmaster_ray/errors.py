@@ -9,6 +9,7 @@ Every error carries ``reason`` (one line, safe to store and show: no secrets, no
     │   ├── CredentialsError            auth_data missing or not decryptable with our key
     │   ├── UnsupportedConnectionTypeError
     │   └── InvalidParamsError          malformed source/target/strategy params or resources
+    │       └── ForbiddenSqlError       user-written SQL reaching beyond the run's data (reflection, paths, ...)
     ├── SourceError                     reading failed (no data was written)
     ├── TargetError                     writing failed
     ├── ClusterError
@@ -52,6 +53,10 @@ class UnsupportedConnectionTypeError(TransferSpecError):
 
 class InvalidParamsError(TransferSpecError):
     code = "invalid_params"
+
+
+class ForbiddenSqlError(InvalidParamsError):
+    code = "forbidden_sql"
 
 
 class SourceError(SyncmasterRayError):

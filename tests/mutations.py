@@ -99,6 +99,14 @@ MUTATIONS = (
              "    secrets = settings.secret_values()\n"
              "    print(settings.database.url.get_secret_value(), flush=True)\n",
              (ONE_RUN,)),
+    Mutation("sql_guard_off", "the sql transformation cannot reach the node (reflection, paths, programs)",
+             "syncmaster_ray/handlers/sql_guard.py", "    check_query(spark, query)\n    df.createOrReplace",
+             "    df.createOrReplace",
+             ("tests/integration/test_bad_input.py::test_bad_input_fails_the_run_with_its_specific_reason"
+              "[sql reads the node]",)),
+    Mutation("reflection_allowed", "Java reflection is refused by name, though it is a built-in function",
+             "syncmaster_ray/handlers/sql_guard.py", 'frozenset({"reflect", "java_method", "try_reflect"})',
+             "frozenset()", ("tests/integration/test_sql_guard.py",)),
 )
 
 

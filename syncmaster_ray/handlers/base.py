@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from syncmaster_ray.errors import InvalidParamsError
-from syncmaster_ray.handlers import transforms
+from syncmaster_ray.handlers import sql_guard, transforms
 from syncmaster_ray.spec import ConnectionSpec, RunSpec, parse_model, table_name_of
 
 if TYPE_CHECKING:
@@ -115,6 +115,8 @@ class DBHandler(Handler):
     column_case: ClassVar[Literal["lower", "upper"]] = "lower"
     # SyncMaster reads Hive and Iceberg with one Spark scan, never with JDBC-style partitioning.
     partitioned_reads: ClassVar[bool] = True
+    # Hive and Iceberg run the filters as Spark SQL in our session, not in a database of their own.
+    filters_run_in_spark: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -153,6 +155,8 @@ class DBHandler(Handler):
             from syncmaster_ray.job.strategy import hwm_name
 
             hwm = DBReader.AutoDetectHWM(name=hwm_name(self.spec), expression=self.increment_expression)
+        if self.filters_run_in_spark:
+            sql_guard.check_filters(self.connection.spark, self.where, self.columns)
         reader = self.checked(DBReader(
             connection=self.connection,
             source=self.table_name,
@@ -163,8 +167,7 @@ class DBHandler(Handler):
         ))
         df = reader.run()
         if self.sql_query:
-            df.createOrReplaceTempView("source")
-            df = self.connection.spark.sql(self.sql_query)
+            df = sql_guard.run_sql_step(self.connection.spark, df, self.sql_query)
         return df
 
     @property

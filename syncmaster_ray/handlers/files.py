@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from syncmaster_ray.errors import InvalidParamsError, SourceError, SyncmasterRayError, TargetError
-from syncmaster_ray.handlers import transforms
+from syncmaster_ray.handlers import sql_guard, transforms
 from syncmaster_ray.handlers.base import Handler, java_class
 from syncmaster_ray.handlers.formats import (
     REQUIRED_JARS,
@@ -424,15 +424,15 @@ class FileHandler(Handler):
 
     def transform(self, df: DataFrame) -> DataFrame:
         """Rows filter, columns filter, then the SQL step against the view ``source``, all in Spark SQL."""
+        assert self.spark is not None
+        sql_guard.check_filters(self.spark, self.where, self.columns)
         if self.where:
             df = df.where(self.where)
         if self.columns:
             df = df.selectExpr(*self.columns)
         if self.sql_query:
             log.info("Applying the SQL transformation:\n%s", self.sql_query)
-            df.createOrReplaceTempView("source")
-            assert self.spark is not None
-            df = self.spark.sql(self.sql_query)
+            df = sql_guard.run_sql_step(self.spark, df, self.sql_query)
         return df
 
     def file_hwm(self) -> Any:

@@ -117,6 +117,7 @@ class HiveHandler(DBHandler):
     # replace_entire_table in effect; keeping existing tables and their partitioning is the intended behaviour.
     default_if_exists = "replace_overlapping_partitions"
     partitioned_reads = False
+    filters_run_in_spark = True
     maven_packages = ()
 
     def onetl_connection_class(self) -> type:

@@ -120,6 +120,7 @@ class IcebergHandler(DBHandler):
     # See HiveHandler: SyncMaster's intended mode (0.3.7's DTO ordering leaves replace_entire_table in effect).
     default_if_exists = "replace_overlapping_partitions"
     partitioned_reads = False
+    filters_run_in_spark = True
     maven_packages = (
         "org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.0",
         "org.apache.iceberg:iceberg-aws-bundle:1.10.0",

@@ -55,6 +55,17 @@ CASES = {
     "unknown connection type": BadInput("source_type_unknown", "unsupported_connection_type", ("nosuchdb",)),
     "unreachable host": BadInput("source_port_closed", "source", ("Connection is unavailable", "refused")),
     "wrong password": BadInput("mariadb_wrong_password", "source", ("Access denied", MARIADB_USER)),
+    # A transfer author reaching for the node: the worker's Fernet key through reflection, a node file by path.
+    "sql reads the node": BadInput("sql_reads_the_node", "forbidden_sql", (
+        "the sql transformation may not use", "reflect()", "reading a path (text./etc/hostname)")),
+    "sql runs a program": BadInput("sql_runs_a_program", "forbidden_sql", (
+        "TRANSFORM ... USING", "the relation public.pg_authid")),
+}
+HOSTILE_SQL = {
+    "sql_reads_the_node": "SELECT s.*, reflect('java.lang.System', 'getenv', 'SYNCMASTER__ENCRYPTION__SECRET_KEY') "
+                          "AS k1, (SELECT first(value) FROM text.`/etc/hostname`) AS k2 FROM source s",
+    "sql_runs_a_program": "SELECT TRANSFORM(*) USING 'cat /etc/hostname' AS (x) FROM source UNION ALL "
+                          "SELECT rolpassword FROM public.pg_authid",
 }
 
 
@@ -105,6 +116,8 @@ def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_d
                                                                                    data, auth).id},
             "source_port_closed": lambda: {"source_connection_id": new_connection(
                 catalog, app_env, "postgres", {**data, "port": 9}, auth).id},
+            **{spoil: lambda spoil=spoil: {"transformations": [{"type": "sql", "query": HOSTILE_SQL[spoil]}]}
+               for spoil in HOSTILE_SQL},
             "mariadb_wrong_password": lambda: {
                 "source_connection_id": new_connection(
                     catalog, app_env, "mysql", {"host": "127.0.0.1", "port": 3306, "database_name": "mysql",
@@ -131,18 +144,21 @@ def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_d
 
 
 @pytest.fixture(scope="module")
-def bad_runs(repo, e2e_queue, spoiled_transfer, ray_head, celery_worker) -> dict[str, int]:
+def bad_runs(repo, e2e_queue, spoiled_transfer, ray_head, celery_worker) -> dict[str, tuple[int, str | None]]:
     """One run per case, all sent at once as a burst of bad definitions would come: each case waits for its own,
-    and the worker takes them as they come (two at a time here), not one per test."""
-    runs = {case.spoil: repo.create_run(spoiled_transfer(case.spoil).id).id for case in CASES.values()}
-    for run_id in runs.values():
+    and the worker takes them as they come (two at a time here), not one per test. With each run, its target."""
+    transfers = {case.spoil: spoiled_transfer(case.spoil) for case in CASES.values()}
+    runs = {spoil: (repo.create_run(transfer.id).id, (transfer.target_params or {}).get("table_name"))
+            for spoil, transfer in transfers.items()}
+    for run_id, _ in runs.values():
         send_run_task(run_id, e2e_queue.slug)
     return runs
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_bad_input_fails_the_run_with_its_specific_reason(case, repo, bad_runs, app_env):
-    run = wait_for_end(repo, bad_runs[case.spoil], timeout=600)
+def test_bad_input_fails_the_run_with_its_specific_reason(case, repo, bad_runs, app_env, data_db_url):
+    run_id, target = bad_runs[case.spoil]
+    run = wait_for_end(repo, run_id, timeout=600)
 
     record = repo.get_record(run.id)
     assert (run.status, record.error_code) == ("FAILED", case.code), record.reason
@@ -153,6 +169,19 @@ def test_bad_input_fails_the_run_with_its_specific_reason(case, repo, bad_runs, 
     for secret in (CONNECTION_PASSWORD, WRONG_PASSWORD, MARIADB_PASSWORD,
                    app_env["SYNCMASTER__ENCRYPTION__SECRET_KEY"]):
         assert secret not in f"{record.reason} {record.job_message} {record.log_tail}"
+    if target:  # nothing was written: the target table was never made
+        assert not table_exists(data_db_url, target)
+
+
+def table_exists(db_url: str, table: str) -> bool:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": table})
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("make_run", ["unknown run id", "run already FINISHED"])
@@ -182,7 +211,7 @@ def test_a_task_without_a_created_run_is_skipped_and_submits_no_job(make_run, re
 def test_after_every_bad_input_the_same_worker_takes_the_next_run(repo, catalog, e2e_queue, pg_connections,
                                                                    data_db_url, source_table, celery_worker,
                                                                    bad_runs):
-    assert [wait_for_end(repo, run_id).status for run_id in bad_runs.values()] == ["FAILED"] * len(bad_runs)
+    assert [wait_for_end(repo, run_id).status for run_id, _ in bad_runs.values()] == ["FAILED"] * len(bad_runs)
     target = unique_table("after_bad")
     run = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, source_table, target),
                          e2e_queue.slug)
