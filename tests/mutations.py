@@ -107,6 +107,12 @@ MUTATIONS = (
     Mutation("reflection_allowed", "Java reflection is refused by name, though it is a built-in function",
              "syncmaster_ray/handlers/sql_guard.py", 'frozenset({"reflect", "java_method", "try_reflect"})',
              "frozenset()", ("tests/integration/test_sql_guard.py",)),
+    Mutation("mysql_local_infile_allowed", "a hostile MySQL server gets no file of the node (LOAD DATA LOCAL)",
+             "syncmaster_ray/handlers/mysql.py", '    forced_params = {"allowLocalInfile": "false", ',
+             "    forced_params = {",
+             ("tests/integration/test_bad_input.py::test_bad_input_fails_the_run_with_its_specific_reason"
+              "[hostile MySQL server]",
+              "tests/unit/test_handlers_db.py::test_mysql_local_infile_and_deserialization_stay_off_whatever_the_params_say")),
 )
 
 

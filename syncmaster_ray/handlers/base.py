@@ -257,6 +257,17 @@ class JDBCHandler(DBHandler):
             "extra": self.extra_params(dict(conn.additional_params)),
         }
 
+    # The connection's ``additional_params`` are written by SyncMaster users and become JDBC URL parameters:
+    # parameters that make the driver load a class or read a file of the node are refused, and ``forced_params``
+    # replace whatever the user set for those names (compared without case).
+    refused_params: ClassVar[frozenset[str]] = frozenset()
+    forced_params: ClassVar[dict[str, str]] = {}
+
     def extra_params(self, additional_params: dict[str, Any]) -> dict[str, Any]:
         """JDBC URL parameters from the connection's ``additional_params``; types add their defaults here."""
-        return additional_params
+        refused = sorted(name for name in additional_params if name.lower() in self.refused_params)
+        if refused:
+            raise InvalidParamsError(f"the {self.role} connection's additional_params may not set {', '.join(refused)}"
+                                     " (it makes the JDBC driver load a class or read a file of the node)")
+        forced = {name.lower() for name in self.forced_params}
+        return {**{k: v for k, v in additional_params.items() if k.lower() not in forced}, **self.forced_params}

@@ -30,4 +30,4 @@ class MSSQLHandler(JDBCHandler):
 
     def extra_params(self, additional_params: dict[str, Any]) -> dict[str, Any]:
         # As SyncMaster: trust the server certificate unless the connection's own params say otherwise.
-        return {"trustServerCertificate": "true", **additional_params}
+        return super().extra_params({"trustServerCertificate": "true", **additional_params})

@@ -121,6 +121,17 @@ class MySQLHandler(StagedWriteMixin, JDBCHandler):
     max_identifier_length = MAX_IDENTIFIER
     leftover_suffixes = (STAGING_SUFFIX, OLD_SUFFIX)
     driver: Driver = "mysql"
+    # A hostile server can ask the client for any file (LOAD DATA LOCAL) or send it objects to deserialize: both
+    # drivers' switches are forced off (MariaDB Connector/J 2.x allows local infile by default).
+    forced_params = {"allowLocalInfile": "false", "allowLoadLocalInfile": "false", "allowUrlInLocalInfile": "false",
+                     "autoDeserialize": "false"}
+    refused_params = frozenset({
+        "allowloadlocalinfileinpath", "queryinterceptors", "statementinterceptors", "exceptioninterceptors",
+        "connectionlifecycleinterceptors", "socketfactory", "propertiestransform", "clientinfoprovider",
+        "authenticationplugins", "defaultauthenticationplugin", "serverrsapublickeyfile", "credentialtype",
+        "localsocket", "pipe", "truststore", "keystore", "trustcertificatekeystoreurl", "clientcertificatekeystoreurl",
+        "servercertificatepath", "serversslcert",
+    })
 
     def onetl_connection_class(self) -> type:
         if self.driver == "mariadb":

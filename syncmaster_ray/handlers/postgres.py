@@ -40,6 +40,13 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler):
     dialect = transforms.POSTGRES
     maven_packages = ("org.postgresql:postgresql:42.7.11",)
     max_identifier_length = MAX_IDENTIFIER
+    # pgJDBC instantiates the classes these name (socket and SSL factories, callbacks, auth plugins) and opens the
+    # files (log file, client keys and certificates): none of it may come from a transfer author.
+    refused_params = frozenset({
+        "socketfactory", "socketfactoryarg", "sslfactory", "sslfactoryarg", "sslhostnameverifier",
+        "sslpasswordcallback", "authenticationpluginclassname", "loggerfile", "sslcert", "sslkey", "sslrootcert",
+        "jaasapplicationname", "jaaslogin", "sspiserviceclass", "servicename", "xmlfactoryfactory",
+    })
 
     def onetl_connection_class(self) -> type:
         from onetl.connection import Postgres

@@ -22,6 +22,7 @@ from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.db.models import Status
 from syncmaster_ray.ids import submission_id_for
 from syncmaster_ray.settings import get_settings
+from tests.fixtures.hostile_mysql import HostileMySQLServer
 from tests.fixtures.postgres_data import CONNECTION_PASSWORD, checksum, connection_data, create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for, wait_for_end
 from tests.integration.test_transfer_postgres import job_info, make_transfer
@@ -58,6 +59,7 @@ CASES = {
     # A transfer author reaching for the node: the worker's Fernet key through reflection, a node file by path.
     "sql reads the node": BadInput("sql_reads_the_node", "forbidden_sql", (
         "the sql transformation may not use", "reflect()", "reading a path (text./etc/hostname)")),
+    "hostile MySQL server": BadInput("mysql_hostile_server", "source", ("Usage of LOCAL INFILE is disabled",)),
     "sql runs a program": BadInput("sql_runs_a_program", "forbidden_sql", (
         "TRANSFORM ... USING", "the relation public.pg_authid")),
 }
@@ -80,6 +82,21 @@ def mariadb_user():
         yield MARIADB_USER
     finally:
         sql(f"DROP USER IF EXISTS '{MARIADB_USER}'@'%'")
+
+
+@pytest.fixture(scope="module")
+def node_file(tmp_path_factory) -> tuple[str, str]:
+    """A file of the node with a random marker: what a hostile server asks the driver for."""
+    marker = f"node-secret-{secrets.token_hex(8)}"
+    path = tmp_path_factory.mktemp("node") / "settings"
+    path.write_text(f"SYNCMASTER__ENCRYPTION__SECRET_KEY={marker}\n")
+    return str(path), marker
+
+
+@pytest.fixture(scope="module")
+def hostile_mysql(node_file):
+    with HostileMySQLServer(node_file[0]) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +135,15 @@ def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_d
                 catalog, app_env, "postgres", {**data, "port": 9}, auth).id},
             **{spoil: lambda spoil=spoil: {"transformations": [{"type": "sql", "query": HOSTILE_SQL[spoil]}]}
                for spoil in HOSTILE_SQL},
+            "mysql_hostile_server": lambda: {
+                "source_connection_id": new_connection(
+                    catalog, app_env, "mysql", {"host": "127.0.0.1", "port": request.getfixturevalue(
+                        "hostile_mysql").port, "database_name": "shop", "additional_params": {
+                            "allowLocalInfile": "true", "allowLoadLocalInfile": "true"}},
+                    {"type": "basic", "user": "etl", "password": MARIADB_PASSWORD},
+                ).id,
+                "source_params": {"type": "mysql", "table_name": "shop.orders"},
+            },
             "mariadb_wrong_password": lambda: {
                 "source_connection_id": new_connection(
                     catalog, app_env, "mysql", {"host": "127.0.0.1", "port": 3306, "database_name": "mysql",
@@ -182,6 +208,16 @@ def table_exists(db_url: str, table: str) -> bool:
             return conn.scalar(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": table})
     finally:
         engine.dispose()
+
+
+def test_a_hostile_mysql_server_asking_for_a_node_file_gets_nothing(repo, bad_runs, hostile_mysql, node_file):
+    """The connection's own params ask for local infile; the worker forces it off, so the driver refuses ("Usage of
+    LOCAL INFILE is disabled", the case's reason) and sends nothing. (MariaDB Connector/J 2.7.6 would refuse a file
+    its own query did not name even with local infile on; MySQL's Connector/J, which operators may supply, would
+    send it: the forced switch is what protects both.)"""
+    wait_for_end(repo, bad_runs["mysql_hostile_server"][0], timeout=600)
+    assert hostile_mysql.requests_sent >= 1  # the server did ask
+    assert node_file[1].encode() not in b"".join(hostile_mysql.received), hostile_mysql.received
 
 
 @pytest.mark.parametrize("make_run", ["unknown run id", "run already FINISHED"])

@@ -155,12 +155,12 @@ def test_mysql_kwargs():
     kwargs = build(connection("mysql")).connection_kwargs()
     assert secret(kwargs.pop("password")) == PASSWORD
     assert kwargs == {"host": "mysql.example", "port": 3306, "user": "etl", "database": "shop",
-                      "extra": {"useSSL": "false"}}
+                      "extra": {"useSSL": "false", **MySQLHandler.forced_params}}
 
 
 def test_mysql_defaults_port_and_no_database():
     kwargs = build(connection("mysql", {"host": "m"})).connection_kwargs()
-    assert (kwargs["port"], kwargs["database"], kwargs["extra"]) == (3306, None, {})
+    assert (kwargs["port"], kwargs["database"], kwargs["extra"]) == (3306, None, MySQLHandler.forced_params)
 
 
 def test_oracle_kwargs_with_service_name():
@@ -995,3 +995,22 @@ def test_mariadb_execute_keeps_prepare_call_only_for_calls(statement, call):
     made = build_statement(statement, JDBCStatementType.CALL, JDBCConnection(), (1, 2))
     assert made == ("prepareCall" if call else "createStatement")  # execute(): a plain Statement for DDL/DML
     assert build_statement(statement, JDBCStatementType.PREPARED, JDBCConnection(), (1, 2)) == "prepareStatement"
+
+
+@pytest.mark.parametrize(("connection_type", "param"), [
+    ("mysql", "queryInterceptors"), ("mysql", "AllowLoadLocalInfileInPath"), ("mysql", "socketFactory"),
+    ("postgres", "sslfactory"), ("postgres", "loggerFile"), ("postgres", "socketFactory"),
+])
+def test_jdbc_params_that_load_a_class_or_read_a_file_are_refused(connection_type, param):
+    data = {**DATA[connection_type], "additional_params": {param: "x", "connectTimeout": "5"}}
+    with pytest.raises(InvalidParamsError) as refused:
+        build(connection(connection_type, data=data)).connection_kwargs()
+    assert param in refused.value.reason and "additional_params may not set" in refused.value.reason
+
+
+def test_mysql_local_infile_and_deserialization_stay_off_whatever_the_params_say():
+    data = {**DATA["mysql"], "additional_params": {"allowlocalinfile": "true", "ALLOWLOADLOCALINFILE": "true",
+                                                   "autoDeserialize": "true", "useSSL": "false"}}
+    extra = build(connection("mysql", data=data)).connection_kwargs()["extra"]
+    assert extra == {"useSSL": "false", "allowLocalInfile": "false", "allowLoadLocalInfile": "false",
+                     "allowUrlInLocalInfile": "false", "autoDeserialize": "false"}
