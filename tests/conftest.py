@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.worker",
     "tests.fixtures.file_servers",
     "tests.fixtures.horizon_server",
+    "tests.fixtures.local_spark",
 ]
 
 

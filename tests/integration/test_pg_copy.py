@@ -7,8 +7,6 @@ onETL's JDBC writer and once with ``pg_copy``, and the two tables must hold the 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import sys
 import urllib.parse
 from decimal import Decimal
 
@@ -37,17 +35,8 @@ SCHEMA = ("id int, small short, big long, dbl double, flt float, amount decimal(
 
 
 @pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # as the transfer actor sets it
-    session = (SparkSession.builder.master("local[2]").appName("smr-pg-copy")
-               .config("spark.jars", "/usr/share/java/postgresql.jar")
-               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-               .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-               .getOrCreate())
-    yield session
-    session.stop()
+def spark(local_spark):
+    return local_spark
 
 
 def _onetl_postgres(spark, db_url: str):

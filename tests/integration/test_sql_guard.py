@@ -15,17 +15,8 @@ pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[1]").appName("sql_guard").config("spark.ui.enabled", "false")
-               .getOrCreate())
-    yield session
-    gateway = session.sparkContext._gateway
-    session.stop()
-    gateway.shutdown()
-    if getattr(gateway, "proc", None) is not None:
-        gateway.proc.kill()
+def spark(local_spark):
+    return local_spark
 
 
 ALLOWED = [

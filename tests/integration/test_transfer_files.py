@@ -453,18 +453,6 @@ def test_failed_move_into_a_file_target_leaves_the_old_files_as_they_were(files,
 # remote storage: the file client works over FTP, Spark on the same directory through the local filesystem.
 
 
-@pytest.fixture(scope="module")
-def local_spark():
-    from pyspark.sql import SparkSession
-
-    spark = (SparkSession.builder.master("local[1]").appName("smr-files-local")
-             .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate())
-    try:
-        yield spark
-    finally:
-        spark.stop()
-
-
 def local_handler(servers: FileServers, spark: Any, role: str, *, run_id: int, direct: bool, directory: str,
                   strategy: dict | None = None, transformations: tuple = (), tmp_path: Path) -> Any:
     from syncmaster_ray.handlers.files import RemoteFileHandler, driver_local_fs_class
@@ -549,7 +537,7 @@ def test_staged_incremental_read_saves_its_hwm_only_if_the_transfer_succeeds(fil
 
     directory = f"/staged_{secrets.token_hex(4)}"
     local_handler(file_servers, local_spark, "target", run_id=5, direct=False, directory=directory,
-                  tmp_path=tmp_path).write(sample(local_spark))
+                  tmp_path=tmp_path).write(sample(local_spark).coalesce(1))  # one file
     store = MemoryHWMStore()
     incremental = {"type": "incremental", "increment_by": "file_name"}
 
