@@ -1,7 +1,6 @@
 """Bad input through the whole pipeline: each case ends its run FAILED with a specific reason (never a traceback,
 never a secret), or is skipped without touching anything when there is no run to act on; and the same worker then
-takes the next run. Missing source tables and formats without their jar are covered in test_transfer_postgres and
-test_transfer_files."""
+takes the next run. Formats without their jar are covered in test_transfer_files."""
 
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 MARIADB_USER = f"smr_badpw_{secrets.token_hex(3)}"
 MARIADB_PASSWORD = f"Right-{secrets.token_hex(6)}"
 WRONG_PASSWORD = f"Wrong-{secrets.token_hex(6)}"
+MISSING_TABLE = unique_table("missing")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ CASES = {
     "params of another type than the connection": BadInput(
         "source_params_mysql", "invalid_params", ("source_params.type is 'mysql'", "of type 'postgres'")),
     "unknown connection type": BadInput("source_type_unknown", "unsupported_connection_type", ("nosuchdb",)),
+    "missing source table": BadInput("source_table_missing", "source", (
+        f"reading {MISSING_TABLE} from postgres connection", MISSING_TABLE.split(".")[1], "does not exist")),
     "unreachable host": BadInput("source_port_closed", "source", ("Connection is unavailable", "refused")),
     "wrong password": BadInput("mariadb_wrong_password", "source", ("Access denied", MARIADB_USER)),
     # A transfer author reaching for the node: the worker's Fernet key through reflection, a node file by path.
@@ -125,6 +127,7 @@ def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_d
             "source_with_other_key": lambda: {"source_connection_id": new_connection(
                 catalog, app_env, "postgres", data, auth, secret_key=Fernet.generate_key().decode()).id},
             "source_params_list": lambda: {"source_params": ["postgres", source_table]},
+            "source_table_missing": lambda: {"source_params": {"type": "postgres", "table_name": MISSING_TABLE}},
             "source_params_mysql": lambda: {"source_params": {"type": "mysql", "table_name": "db.orders"}},
             "target_params_no_table": lambda: {"target_params": {"type": "postgres"}},
             "resources_text": lambda: {"resources": {"max_parallel_tasks": "lots", "cpu_cores_per_task": 1,

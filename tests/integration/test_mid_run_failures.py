@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -103,30 +105,49 @@ def test_transfer_actor_killed_mid_write_fails_the_run_and_leaves_the_target_as_
     assert_nothing_of_the_run_is_left(ray_head, submission_id, data_db_url)
 
 
+HOLD_THE_CLUSTER = """
+import sys, ray
+from ray.util.placement_group import placement_group
+ray.init()
+group = placement_group([{"CPU": 2}], name="held-by-the-test", lifetime="detached")
+ray.get(group.ready(), timeout=60)
+print(group.id.hex())
+"""
+RELEASE_THE_CLUSTER = """
+import sys, ray
+from ray._raylet import PlacementGroupID
+from ray.util.placement_group import PlacementGroup, remove_placement_group
+ray.init()
+remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(sys.argv[1]))))
+"""
+
+
 def test_a_run_waiting_for_capacity_longer_than_the_limit_fails_naming_what_it_waited_for(
-    repo, catalog, pg_connections, data_db_url, app_env, tmp_path, source_and_target
+    repo, catalog, pg_connections, data_db_url, app_env, tmp_path
 ):
-    """A 2-CPU head fits one 1-executor run: the second waits, and gives up after the placement timeout (a node
-    setting: jobs read it from the node), while the first one finishes unharmed."""
-    source, target, _ = source_and_target
+    """A 2-CPU head whose CPUs another placement group holds: the run waits, and gives up after the placement
+    timeout (a node setting: jobs read it from the node). What holds the capacity does not matter to the run, so a
+    group of the test's own holds it (a run would hold it the same way, at the cost of a Spark session)."""
     queue = catalog.ensure_queue("e2e", "Capacity Queue")
     node_env = {**app_env, "SYNCMASTER__RAY__PLACEMENT_TIMEOUT_SECONDS": "10"}
     with LocalRayHead(env=node_env, num_cpus=2, memory_bytes=4 * 1024**3) as head, LocalCeleryWorker(
         queues=queue.slug, env={**app_env, "SYNCMASTER__RAY__ADDRESS": head.dashboard_url},
         log_path=tmp_path / "worker.log",
     ):
-        first = repo.create_run(make_transfer(catalog, queue, pg_connections, source, target).id)
-        send_run_task(first.id, queue.slug)
-        wait_for(lambda: getattr(repo.get_record(first.id), "phase", None) == "transferring", 300,
-                 "the first run to hold the cluster")
-        second = repo.create_run(make_transfer(catalog, queue, pg_connections, source, unique_table("dst")).id)
-        send_run_task(second.id, queue.slug)
-        waited = wait_for_end(repo, second.id, timeout=300)
-        finished = wait_for_end(repo, first.id, timeout=600)
-        assert_nothing_of_the_run_is_left(head, repo.get_record(second.id).submission_id, data_db_url)
+        driver_env = {**head.ray_env(), "RAY_ADDRESS": head.gcs_address}
+        held = subprocess.run([sys.executable, "-c", HOLD_THE_CLUSTER], env=driver_env, capture_output=True,
+                              text=True, timeout=120, check=True).stdout.split()[-1]
+        run = repo.create_run(make_transfer(catalog, queue, pg_connections, unique_table("src"),
+                                            unique_table("dst")).id)
+        send_run_task(run.id, queue.slug)
+        waited = wait_for_end(repo, run.id, timeout=300)
+        record = repo.get_record(run.id)
+        assert_nothing_of_the_run_is_left(head, record.submission_id, data_db_url)
+        assert [g["name"] for g in live_placement_groups(head.dashboard_url)] == ["held-by-the-test"]
+        subprocess.run([sys.executable, "-c", RELEASE_THE_CLUSTER, held], env=driver_env, timeout=120, check=True)
 
-    record = repo.get_record(second.id)
     assert (waited.status, record.error_code) == ("FAILED", "resources_unavailable"), record.reason
     assert "no capacity for 2 CPU" in record.reason and "within 10 s" in record.reason, record.reason
     assert "SYNCMASTER__RAY__PLACEMENT_TIMEOUT_SECONDS" in record.reason
-    assert finished.status == "FINISHED", repo.get_record(first.id).reason
+    # Causal, not timed: the job waited for capacity the whole limit before it gave up.
+    assert (waited.ended_at - waited.started_at).total_seconds() >= 10

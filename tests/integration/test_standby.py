@@ -1,8 +1,8 @@
 """Standby transfer actors (``SYNCMASTER__RAY__STANDBY_DRIVERS``): Spark started ahead of the next run.
 
-On a head of its own with one standby: a cold run leaves a standby behind; the next run of the default shape
-claims it (its rows and log lines are the run's own) and the job starts a fresh one; a run of another shape that
-finds no room evicts it; stopping the standbys leaves no JVM, actor or placement group.
+On a head of its own with one standby: ``--standbys start`` starts it; the next run of the default shape claims
+it (its rows and log lines are the run's own) and the job starts a fresh one; a run of another shape that finds no
+room evicts it; stopping the standbys leaves no JVM, actor or placement group.
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ def test_runs_of_the_default_shape_use_a_standby_and_others_evict_it(
         queues=queue.slug, env={**app_env, "SYNCMASTER__RAY__ADDRESS": head.dashboard_url},
         log_path=tmp_path / "worker.log",
     ):
-        cold_target, warm_target, wide_target = (unique_table("dst") for _ in range(3))
-        cold = start_and_wait(repo, make_transfer(catalog, queue, pg_connections, source, cold_target), queue.slug)
-        assert cold.status == "FINISHED", repo.get_record(cold.id).reason
-        assert repo.get_record(cold.id).metrics["driver"] == "cold"
+        warm_target, wide_target = unique_table("dst"), unique_table("dst")
+        driver_env = {**head.ray_env(), **node_env, "RAY_ADDRESS": head.gcs_address}
+        started = subprocess.run([sys.executable, "-m", "syncmaster_ray.job", "--standbys", "start"], env=driver_env,
+                                 capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0 and "started 1 standby" in started.stdout, started.stderr
         first_standby = wait_for(lambda: standby_actors(head) or None, 120, "a standby to start")
         wait_for(lambda: len(spark_jvms(head.session_id)) >= 1, 180, "the standby's Spark to start")
 
@@ -84,7 +85,6 @@ def test_runs_of_the_default_shape_use_a_standby_and_others_evict_it(
         wait_for(lambda: standby_actors(head) or None, 120, "the standby after the wide run")
         wait_for(lambda: len(spark_jvms(head.session_id)) >= 1, 180, "its Spark to start")
         # A group left by a job stopped mid-claim (no standby holds it) is removed too.
-        driver_env = {**head.ray_env(), **node_env, "RAY_ADDRESS": head.gcs_address}
         subprocess.run([sys.executable, "-c", ORPHAN_GROUP], env=driver_env, check=True, timeout=120)
         assert len(standby_groups(head)) == 2
         stopped = subprocess.run([sys.executable, "-m", "syncmaster_ray.job", "--standbys", "stop"], env=driver_env,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import text
 
 from syncmaster_ray.cli.run import send_run_task
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
@@ -25,11 +26,15 @@ def status_json(env: dict[str, str]) -> dict:
 
 
 def test_status_shows_capacity_waiting_executing_and_failures_and_runs_queue_for_capacity(
-    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, app_env
+    repo, catalog, engine, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, app_env
 ):
     env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url}
-    failed = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, unique_table("nope"),
-                                                unique_table("never")), e2e_queue.slug)
+    # A failure to list: a definition the job refuses before it reserves anything (no Spark session spent on it).
+    refused = make_transfer(catalog, e2e_queue, pg_connections, unique_table("nope"), unique_table("never"))
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE transfer SET target_params = CAST(:params AS json) WHERE id = :id"),
+                           {"params": '{"type": "postgres"}', "id": refused.id})
+    failed = start_and_wait(repo, refused, e2e_queue.slug)
     source = unique_table("st_src")
     create_source(data_db_url, source, rows=300_000)
     # 3 of the session head's 4 CPUs, then 2 more: the second waits for the first.
@@ -56,7 +61,7 @@ def test_status_shows_capacity_waiting_executing_and_failures_and_runs_queue_for
     line = {line["run_id"]: line for line in seen["executing"]}[runs[0].id]
     assert line["log_url"].startswith(ray_head.dashboard_url) and line["phase"] == "transferring"
     failures = {line["run_id"]: line for line in seen["failures"]}
-    assert failures[failed.id]["error_code"] == "source" and "does not exist" in failures[failed.id]["reason"]
+    assert failures[failed.id]["error_code"] == "invalid_params" and "table_name" in failures[failed.id]["reason"]
     for run in runs:
         wait_for(lambda run=run: repo.get_run(run.id).status == "FINISHED", what=f"run {run.id} to finish")
     # Transfers that cannot run together queue for capacity. Causal, not timed: the small run had started its job

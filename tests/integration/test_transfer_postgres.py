@@ -114,28 +114,6 @@ def test_transfer_copies_every_row_and_reports_finished(
     assert spark_jvms(ray_head.session_id) == []
 
 
-def test_missing_source_table_fails_with_reason_and_worker_takes_next_run(
-    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
-):
-    missing = unique_table("missing")
-    bad = make_transfer(catalog, e2e_queue, pg_connections, missing, unique_table("never"))
-
-    failed = start_and_wait(repo, bad, e2e_queue.slug)
-
-    record = repo.get_record(failed.id)
-    assert failed.status == "FAILED" and failed.ended_at is not None
-    assert record.error_code == "source"
-    assert missing.split(".")[1] in record.reason and "does not exist" in record.reason
-    assert "Traceback" not in record.reason
-
-    source, target = unique_table("src"), unique_table("dst")
-    create_source(data_db_url, source, rows=100)
-    good = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, source, target), e2e_queue.slug)
-    assert good.status == "FINISHED"
-    assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
-    assert celery_worker.process.poll() is None
-
-
 def target_changed(db_url: str, table: str, before: tuple) -> bool:
     """Whether ``table`` is gone, has other columns or differs from its checksum ``before``."""
     import psycopg
