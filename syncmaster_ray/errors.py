@@ -14,6 +14,7 @@ Every error carries ``reason`` (one line, safe to store and show: no secrets, no
     ├── TargetError                     writing failed
     ├── ClusterError
     │   ├── SubmitError                 the Ray Jobs API refused or could not be reached
+    │   │   └── SubmitUnavailableError  ... for now (head starting or restarting): retried within the grace
     │   ├── JobLostError                the Ray job vanished (head restarted, job deleted)
     │   ├── TransferActorDiedError      the actor running Spark's driver died mid-run
     │   └── ResourcesUnavailableError   the cluster cannot fit the transfer
@@ -73,6 +74,10 @@ class ClusterError(SyncmasterRayError):
 
 class SubmitError(ClusterError):
     code = "submit"
+
+
+class SubmitUnavailableError(SubmitError):
+    """The Jobs API cannot take the job yet (unreachable, or "No available agent" right after a head starts)."""
 
 
 class JobLostError(ClusterError):

@@ -7,6 +7,7 @@ never with ``ray stop`` (which kills every Ray process of the user: stack-notes 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncmaster_ray.node_env import node_environment
 from syncmaster_ray.ray_client import dashboard_auth_headers
 
 GiB = 1024**3
@@ -79,6 +81,12 @@ class LocalRayHead:
     dashboard_port: int = field(default_factory=free_port)
     gcs_port: int = field(default_factory=free_port)
     ports: PortAllocator = field(default_factory=PortAllocator)
+    # Where the node's settings file and token file go (outside the temp dir, whose logs the dashboard serves).
+    node_files_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="smr-ray-node-", dir="/tmp"))
+    # True only to reproduce a misconfigured node: our settings and the token left in the node's environment.
+    secrets_in_env: bool = False
+    # The token when neither `env` nor this process sets RAY_AUTH_MODE (see ray_env).
+    generated_token: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
 
     @property
     def dashboard_url(self) -> str:
@@ -117,15 +125,25 @@ class LocalRayHead:
         return command
 
     def ray_env(self) -> dict[str, str]:
-        """The environment of this head's Ray processes and of the nodes that join it."""
+        """The environment of this head's Ray processes and of the nodes that join it: our settings and the Ray
+        token are in files only (``node_env``), so no process of the node carries them."""
         env = {**os.environ, **self.env}
         # The job entrypoint runs `python -m syncmaster_ray.job`: make `python` this interpreter.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        # Ray 2.60's `ray start --head` turns token authentication on by itself when RAY_AUTH_MODE is unset and a
-        # token file exists (~/.ray/auth_token, e.g. left by any `ray.init()` on this machine), while clients given
-        # an address (our worker, `status`) follow RAY_AUTH_MODE only: say it explicitly, so both always agree.
-        env.setdefault("RAY_AUTH_MODE", "disabled")
+        # Token authentication unless told otherwise (RAY_AUTH_MODE in `env` or this process's environment), with
+        # a token of this head's own. Always explicit: Ray 2.60's `ray start --head` turns it on by itself when
+        # RAY_AUTH_MODE is unset and ~/.ray/auth_token exists, while clients given an address (our worker,
+        # `status`) follow RAY_AUTH_MODE only.
+        if "RAY_AUTH_MODE" not in env:
+            env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.generated_token)
+        if not self.secrets_in_env:
+            env = node_environment(env, Path(self.node_files_dir))
         return env
+
+    def client_env(self) -> dict[str, str]:
+        """What a client of this head (a Celery worker, `status`, this process) needs for Ray's authentication."""
+        env = self.ray_env()
+        return {name: env[name] for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if name in env}
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -163,12 +181,12 @@ class LocalRayHead:
     def stop(self, grace: float = 8, keep_files: bool = False) -> None:
         """SIGTERM the whole process group of ``ray start --block``, then SIGKILL what is left; remove its temp dir
         (sessions, logs, spilled objects) unless ``keep_files`` (a head that failed to start keeps its logs)."""
-        if self.process is None:
-            return
-        _stop_group(self.process, grace)
-        self.process = None
+        if self.process is not None:
+            _stop_group(self.process, grace)
+            self.process = None
         if not keep_files:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+            shutil.rmtree(self.node_files_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalRayHead:
         return self.start()
@@ -345,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
             nodes.append(LocalRayNode(head=head, num_cpus=args.worker_cpus, memory_bytes=args.memory_gib * GiB,
                                       nodes_before=index + 1).start())
         print(f"Ray dashboard and Jobs API: {head.dashboard_url} (SYNCMASTER__RAY__ADDRESS); GCS {head.gcs_address}")
+        for name, value in head.client_env().items():
+            print(f"clients need {name}={value}")
         print(f"{1 + len(nodes)} node(s); Ctrl-C stops them (by PID, never `ray stop`)", flush=True)
         while True:
             time.sleep(3600)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncmaster_ray.errors import JobLostError, SubmitError
+from syncmaster_ray.errors import JobLostError, SubmitError, SubmitUnavailableError
 from syncmaster_ray.redact import redact
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,17 @@ class JobSnapshot:
     end_time_ms: int | None = None
 
 
+# What Ray's Jobs API answers while it cannot take jobs yet: right after `ray start --head`, its job agent is not
+# registered ("No available agent to submit job, please try again later"), or the head is overloaded.
+_UNAVAILABLE_FOR_NOW = ("no available agent", "try again later", "status code 503", "status code 502",
+                        "failed to connect")
+
+
+def _is_unavailable_for_now(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _UNAVAILABLE_FOR_NOW)
+
+
 def _is_not_found(exc: Exception) -> bool:
     text = str(exc)
     return "404" in text or "does not exist" in text or "not found" in text.lower()
@@ -110,8 +121,10 @@ class RayJobs:
                     f"the Ray Jobs API at {redact(address)} refused our requests (token authentication): give the "
                     "worker RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)"
                 ) from None
-            reason = redact(str(exc), ray_auth_secrets())
-            raise SubmitError(f"the Ray Jobs API at {redact(address)} cannot be reached: {reason}") from None
+            reason = f"the Ray Jobs API at {redact(address)} cannot be reached: {redact(str(exc), ray_auth_secrets())}"
+            if isinstance(exc, OSError) or _is_unavailable_for_now(exc):  # ConnectionError is an OSError
+                raise SubmitUnavailableError(reason) from None
+            raise SubmitError(reason) from None
 
     def snapshot(self, submission_id: str) -> JobSnapshot:
         try:
@@ -138,7 +151,10 @@ class RayJobs:
             # A concurrent submit of the same id surfaces as an HTTP 500 RuntimeError, not a typed error.
             if self.snapshot(submission_id).state is not JobState.MISSING:
                 return False
-            raise SubmitError(f"Ray refused job {submission_id}: {redact(str(exc), ray_auth_secrets())}") from None
+            reason = f"Ray refused job {submission_id}: {redact(str(exc), ray_auth_secrets())}"
+            if _is_unavailable_for_now(exc):
+                raise SubmitUnavailableError(reason) from None
+            raise SubmitError(reason) from None
         return True
 
     def stop(self, submission_id: str) -> None:

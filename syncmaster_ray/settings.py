@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.fernet import Fernet
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -92,13 +92,30 @@ class WorkerSettings(BaseModel):
         "restart) before the run ends FAILED; a head that comes back without the job fails it at once.",
     )
     heartbeat_seconds: float = Field(
-        default=10, gt=0, description="How often a supervising worker marks its runs alive (and saves their log "
-        "tail); `syncmaster-ray run reconcile` settles runs whose mark is older than its --stale-seconds.",
+        default=10, gt=0, description="How often a supervising worker renews the lease on its runs (and saves "
+        "their log tail).",
+    )
+    stale_seconds: float = Field(
+        default=60, gt=0, description="A run whose lease was not renewed this long is taken as having lost its "
+        "worker: a reconciler ends it by its Ray job's outcome or hands it to another worker. At least twice "
+        "HEARTBEAT_SECONDS.",
+    )
+    reconcile_interval_seconds: float = Field(
+        default=30, ge=0, description="How often each worker looks for runs whose worker is gone (each such run "
+        "is settled by exactly one worker). 0: never (then schedule `syncmaster-ray run reconcile`).",
     )
     run_timeout_seconds: float = Field(
         default=24 * 3600, ge=0, description="A run still going this long after it started (waiting for capacity "
         "included) has its Ray job stopped and ends FAILED with `timed_out`. 0: no limit.",
     )
+
+
+    @model_validator(mode="after")
+    def _stale_after_missed_heartbeats(self) -> WorkerSettings:
+        if self.stale_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError("STALE_SECONDS must be at least twice HEARTBEAT_SECONDS (else a run could be taken "
+                             "from a live worker between two of its heartbeats)")
+        return self
 
 
 class RaySettings(BaseModel):

@@ -1,13 +1,14 @@
 """``syncmaster-ray``: run SyncMaster transfers on Ray without the SyncMaster server, and operate the worker.
 
-One module per noun (``db``, ``connection``, ``transfer``, ``run``, ``status``, ``demo``). Never imports ``job``.
+One module per noun (``db``, ``connection``, ``transfer``, ``run``, ``node``, ``status``, ``demo``). Never imports
+``job``.
 """
 
 from __future__ import annotations
 
 import typer
 
-from syncmaster_ray.cli import connection, db, demo, run, status, transfer
+from syncmaster_ray.cli import connection, db, demo, node, run, status, transfer
 from syncmaster_ray.cli.common import fail_on_errors
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(connection.app, name="connection")
 app.add_typer(transfer.app, name="transfer")
 app.add_typer(run.app, name="run")
+app.add_typer(node.app, name="node")
 app.command("status")(status.status)
 app.command("demo")(demo.demo)
 

@@ -54,8 +54,11 @@ def demo(
     with LocalRayHead(env=env) as head:
         os.environ["SYNCMASTER__RAY__ADDRESS"] = head.dashboard_url
         get_settings.cache_clear()
-        worker_env = {**env, "SYNCMASTER__RAY__ADDRESS": head.dashboard_url}
-        console.print(f"Ray dashboard: {head.dashboard_url}")
+        os.environ.update(head.client_env())  # this process's `run show` asks the dashboard too
+        worker_env = {**env, **head.client_env(), "SYNCMASTER__RAY__ADDRESS": head.dashboard_url}
+        token_path = head.client_env().get("RAY_AUTH_TOKEN_PATH")
+        console.print(f"Ray dashboard: {head.dashboard_url}" + (f" (token authentication: the token is in "
+                                                               f"{token_path})" if token_path else ""))
         with LocalCeleryWorker(queues=slug, env=worker_env):
             status = _run_and_watch(engine())
             with psycopg.connect(database_url.render_as_string(hide_password=False)) as conn:

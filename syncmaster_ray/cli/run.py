@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -126,14 +127,19 @@ def watch(
 
 @app.command("reconcile")
 def reconcile(
-    stale_seconds: float = typer.Option(120, min=1, help="Settle active runs no worker has marked alive for this "
-                                        "long (workers mark theirs every SYNCMASTER__WORKER__HEARTBEAT_SECONDS)."),
+    stale_seconds: float = typer.Option(None, min=1, help="Settle active runs whose worker has not renewed their "
+                                        "lease for this long (default SYNCMASTER__WORKER__STALE_SECONDS)."),
+    queue: Annotated[list[str] | None, typer.Option(
+        "--queue", "-q", help="Only runs of this queue slug (repeatable); default: every queue. Give the queues "
+        "whose runs go to this Ray cluster.")] = None,
 ) -> None:
     """Settle runs whose supervising worker is gone: end them by their Ray job's outcome (FAILED with a reason
-    when the job is gone), or hand a still running job back to a worker. Safe to schedule (cron, systemd timer)."""
+    when the job is gone), or hand them back to a worker (which submits a job never submitted, or re-attaches to
+    a running one). Workers do this by themselves every SYNCMASTER__WORKER__RECONCILE_INTERVAL_SECONDS; this
+    command is for a one-off pass."""
     from syncmaster_ray.worker.supervisor import RunSupervisor
 
-    outcomes = RunSupervisor.from_settings().reconcile(stale_seconds)
+    outcomes = RunSupervisor.from_settings().reconcile(stale_seconds, queue or None)
     for run_id, outcome in outcomes:
         console.print(f"run {run_id}: {outcome}")
     if not outcomes:

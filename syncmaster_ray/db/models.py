@@ -244,6 +244,12 @@ class RayRun(Base):
     # Set by the Ray job: "waiting_for_capacity", then "transferring"; "ended" once it recorded its outcome.
     phase: Mapped[str | None] = mapped_column(String(32), nullable=True)
     duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The supervision lease: the worker watching the run and when it last said so (its heartbeat). Another worker
+    # takes the run over only once the lease is stale or released (NULL supervisor).
+    supervisor: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    supervised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Set just before the Ray job is submitted: a job the head does not know is then lost, never to be resubmitted.
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=partial(datetime.now, tz=UTC), nullable=False

@@ -76,8 +76,10 @@ class RunRepository:
             value = session.scalar(select(Run.status).where(Run.id == run_id))
             return Status(value) if value else None
 
-    def claim_run(self, run_id: int, *, started_at: datetime, log_url: str) -> bool:
-        """``CREATED -> STARTED`` with ``started_at`` and ``log_url`` in one conditional UPDATE.
+    def claim_run(self, run_id: int, *, started_at: datetime, log_url: str, **record: Any) -> bool:
+        """``CREATED -> STARTED`` with ``started_at`` and ``log_url`` in one conditional UPDATE, and our row
+        (``record``'s columns: submission id, the supervision lease, ...) in the same transaction, so no claimed
+        run is ever without its row.
 
         Returns False when another worker claimed it first, or it was stopped or finished meanwhile.
         """
@@ -87,7 +89,32 @@ class RunRepository:
                 .where(Run.id == run_id, Run.status == Status.CREATED.value)
                 .values(status=Status.STARTED.value, started_at=started_at, log_url=log_url[:512])
             )
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            if record:
+                if "supervisor" in record:
+                    record["supervised_at"] = utcnow()
+                session.execute(_upsert_record(run_id, {"error_code": None, "reason": None, **record}))
+            return True
+
+    def finish_run(self, run_id: int, status: Status, *, error_code: str | None = None, reason: str | None = None,
+                   from_statuses: tuple[str, ...] = ACTIVE_STATUSES) -> bool:
+        """Write a terminal status and ``ended_at`` and, in the same transaction, the reason (none for FINISHED)
+        and the end of the lease; only if the run is still in one of ``from_statuses``. A supervisor that lost a
+        race writes nothing: no reason of its own on a run another one ended."""
+        with self.session() as session:
+            result = session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status.in_(from_statuses))
+                .values(status=status.value, ended_at=utcnow())
+            )
+            if result.rowcount != 1:
+                return False
+            fields: dict[str, Any] = {"supervisor": None}
+            if status is not Status.FINISHED:
+                fields.update(error_code=error_code, reason=reason)
+            session.execute(_upsert_record(run_id, fields))
+            return True
 
     def end_run(self, run_id: int, status: Status, *, from_statuses: tuple[str, ...] = ACTIVE_STATUSES) -> bool:
         """Write a terminal status and ``ended_at``, only if the run is still in one of ``from_statuses``."""
@@ -96,6 +123,54 @@ class RunRepository:
                 update(Run)
                 .where(Run.id == run_id, Run.status.in_(from_statuses))
                 .values(status=status.value, ended_at=utcnow())
+            )
+            return result.rowcount == 1
+
+    # --- the supervision lease ----------------------------------------------------------------------------------
+    def take_over(self, run_id: int, *, supervisor: str, stale_seconds: float) -> bool:
+        """Become the run's supervisor if nobody is (a released lease) or its supervisor has not renewed the lease
+        for ``stale_seconds``: one conditional UPDATE, so of several workers exactly one wins."""
+        cutoff = utcnow() - timedelta(seconds=stale_seconds)
+        with self.session() as session:
+            result = session.execute(
+                update(RayRun)
+                .where(RayRun.run_id == run_id,
+                       (RayRun.supervisor.is_(None)) | (_last_mark(RayRun) < cutoff))
+                .values(supervisor=supervisor, supervised_at=utcnow())
+            )
+            return result.rowcount == 1
+
+    def renew_lease(self, run_id: int, *, supervisor: str, **fields: Any) -> bool:
+        """The supervisor's heartbeat (with any other columns to write); False once the lease is someone else's."""
+        with self.session() as session:
+            result = session.execute(
+                update(RayRun)
+                .where(RayRun.run_id == run_id, RayRun.supervisor == supervisor)
+                .values(supervised_at=utcnow(), updated_at=utcnow(), **fields)
+            )
+            return result.rowcount == 1
+
+    def release_lease(self, run_id: int, *, supervisor: str) -> bool:
+        """Give the run up (a worker shutting down): any worker may take it over at once."""
+        with self.session() as session:
+            result = session.execute(
+                update(RayRun).where(RayRun.run_id == run_id, RayRun.supervisor == supervisor)
+                .values(supervisor=None)
+            )
+            return result.rowcount == 1
+
+    def mark_for_reconcile(self, run_id: int, *, stale_seconds: float) -> bool:
+        """Take a stale run for settling: release its lease and mark it, in one conditional UPDATE, so that of
+        several reconcilers exactly one handles it in a pass (a run claimed without our row gets one first)."""
+        cutoff = utcnow() - timedelta(seconds=stale_seconds)
+        started = select(func.coalesce(Run.started_at, Run.created_at)).where(Run.id == run_id).scalar_subquery()
+        with self.session() as session:
+            session.execute(insert(RayRun).values(run_id=run_id, supervised_at=started).on_conflict_do_nothing(
+                index_elements=[RayRun.run_id]))
+            result = session.execute(
+                update(RayRun)
+                .where(RayRun.run_id == run_id, _last_mark(RayRun) < cutoff)
+                .values(supervisor=None, supervised_at=utcnow())
             )
             return result.rowcount == 1
 
@@ -129,21 +204,30 @@ class RunRepository:
     # --- our table ---------------------------------------------------------------------------------------------
     def record(self, run_id: int, **fields: Any) -> None:
         """Upsert our row for the run with the given columns."""
-        statement = insert(RayRun).values(run_id=run_id, **fields)
-        fields["updated_at"] = utcnow()
-        statement = statement.on_conflict_do_update(index_elements=[RayRun.run_id], set_=fields)
         with self.session() as session:
-            session.execute(statement)
+            session.execute(_upsert_record(run_id, fields))
+
+    def record_while_active(self, run_id: int, **fields: Any) -> bool:
+        """Write the given columns of our row only while the run is STARTED or SEND_STOP_SIGNAL (a job's own
+        outcome: once the run has ended, its reason is settled). Returns whether it wrote."""
+        active = select(Run.id).where(Run.id == run_id, Run.status.in_(ACTIVE_STATUSES)).exists()
+        with self.session() as session:
+            result = session.execute(
+                update(RayRun).where(RayRun.run_id == run_id, active).values(**fields, updated_at=utcnow())
+            )
+            return result.rowcount == 1
 
     def get_record(self, run_id: int) -> RayRun | None:
         with self.session() as session:
             return session.get(RayRun, run_id)
 
-    def stale_active_runs(self, stale_seconds: float) -> list[tuple[int, str | None, str]]:
-        """(run id, submission id, queue slug) of STARTED / SEND_STOP_SIGNAL runs whose supervisor has not marked
-        them (our row's ``updated_at``, else ``started_at``) for ``stale_seconds``."""
+    def stale_active_runs(self, stale_seconds: float, slugs: list[str] | None = None
+                          ) -> list[tuple[int, str | None, str]]:
+        """(run id, submission id, queue slug) of STARTED / SEND_STOP_SIGNAL runs whose supervision lease has not
+        been renewed for ``stale_seconds`` (a run without our row counts from its ``started_at``); only runs of
+        the queues ``slugs`` when given."""
         cutoff = utcnow() - timedelta(seconds=stale_seconds)
-        last_mark = func.coalesce(RayRun.updated_at, Run.started_at, Run.created_at)
+        last_mark = func.coalesce(_last_mark(RayRun), Run.started_at, Run.created_at)
         query = (
             select(Run.id, RayRun.submission_id, Queue.slug)
             .join(Transfer, Transfer.id == Run.transfer_id)
@@ -152,6 +236,8 @@ class RunRepository:
             .where(Run.status.in_(ACTIVE_STATUSES), last_mark < cutoff)
             .order_by(Run.id)
         )
+        if slugs is not None:
+            query = query.where(Queue.slug.in_(slugs))
         with self.session() as session:
             return [tuple(row) for row in session.execute(query)]
 
@@ -274,6 +360,17 @@ class CatalogRepository:
             return session.scalar(select(Queue).join(Transfer, Transfer.queue_id == Queue.id).where(
                 Transfer.id == transfer_id
             ))
+
+
+def _upsert_record(run_id: int, fields: dict[str, Any]) -> Any:
+    """INSERT our row for the run, or UPDATE the given columns of it (and ``updated_at``)."""
+    statement = insert(RayRun).values(run_id=run_id, **fields)
+    return statement.on_conflict_do_update(index_elements=[RayRun.run_id], set_={**fields, "updated_at": utcnow()})
+
+
+def _last_mark(record: Any) -> Any:
+    """When a run's supervisor last said it was alive (rows written by an older worker have only ``updated_at``)."""
+    return func.coalesce(record.supervised_at, record.updated_at)
 
 
 def _connection_spec(connection: Connection, auth_rows: dict[int, str], secret_key: str) -> ConnectionSpec:

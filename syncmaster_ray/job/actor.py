@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syncmaster_ray import node_env
+from syncmaster_ray.errors import ConfigError
 from syncmaster_ray.ids import submission_id_for
+from syncmaster_ray.job import workdirs
 from syncmaster_ray.job.transfer import build_handlers, perform_transfer
 from syncmaster_ray.outcome import classify
 
@@ -61,10 +64,12 @@ class TransferActor:
     def ping(self) -> bool:
         return True
 
-    def claim(self, run_id: int) -> Any:
-        """Standby: become ``run_id``'s actor; returns the placement group, or None if taken already."""
+    def claim(self, run_id: int, deadline: float | None = None) -> Any:
+        """Standby: become ``run_id``'s actor; returns the placement group, or None if taken already, or if the
+        claim arrives after ``deadline`` (epoch seconds): a claim queued while the standby still waited for its
+        placement is answered only once it starts, and the run that sent it has given up on it by then."""
         with self._lock:
-            if self.run_id is not None:
+            if self.run_id is not None or (deadline is not None and time.time() > deadline):
                 return None
             self.run_id = run_id
             return self.group
@@ -96,15 +101,18 @@ class TransferActor:
 
         secrets: tuple[str, ...] = ()
         try:
+            refused_node = node_env.refusal(os.environ)
+            if refused_node:  # this actor's node: its Spark JVMs would inherit the secrets
+                raise ConfigError(refused_node)
             settings = get_settings()
             secrets = settings.secret_values()
-            spec = RunRepository(get_engine(settings.database.sync_url)).load_run_spec(
-                self.run_id, settings.secret_key
-            )
+            repo = RunRepository(get_engine(settings.database.sync_url))
+            spec = repo.load_run_spec(self.run_id, settings.secret_key)
             secrets += _connection_secrets(spec)
             source, target = build_handlers(spec)
+            _sweep_settled_run_dirs(repo, settings.job_namespace)
             # Named after the submission id: run ids repeat across SyncMaster databases sharing a node.
-            prefix = f"{submission_id_for(self.run_id, settings.job_namespace)}_"
+            prefix = workdirs.prefix_for(submission_id_for(self.run_id, settings.job_namespace))
             with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
                 os.chdir(workdir)
                 for handler in (source, target):
@@ -229,6 +237,21 @@ def _stop_spark() -> bool:
 
     raydp.stop_spark()
     return stop_driver_jvm()
+
+
+def _sweep_settled_run_dirs(repo: Any, namespace: str) -> None:
+    """Remove what runs of our namespace left on this node when their job died before its teardown."""
+    from syncmaster_ray.db.models import Status
+
+    settled = (Status.FINISHED, Status.FAILED, Status.STOPPED)
+    try:
+        removed = workdirs.sweep_settled(lambda run_id: repo.get_status(run_id) in settled,
+                                         submission_id_for(0, namespace).removesuffix("0"))
+    except Exception:  # housekeeping never fails a run
+        log.warning("Could not sweep directories of settled runs", exc_info=True)
+        return
+    if removed:
+        log.info("Removed %d directory(ies) of settled runs left on this node", removed)
 
 
 def _warm_up_repository(database_url: str) -> None:

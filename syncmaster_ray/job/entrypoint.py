@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
 from typing import Any
 
-from syncmaster_ray.errors import ResourcesUnavailableError, RunStopped, TransferActorDiedError
+from syncmaster_ray import node_env
+from syncmaster_ray.errors import ConfigError, ResourcesUnavailableError, RunStopped, TransferActorDiedError
+from syncmaster_ray.job import workdirs
 from syncmaster_ray.outcome import classify
 
 log = logging.getLogger("syncmaster_ray.job")
@@ -79,6 +82,9 @@ def run_job(run_id: int) -> int:
     secrets = settings.secret_values()
     started, started_at = time.monotonic(), time.time()
     try:
+        refused_node = node_env.refusal(os.environ)
+        if refused_node:  # the node's secrets would be in every process of it, users' SQL included
+            raise ConfigError(refused_node)
         result = _execute(run_id, settings, repo)
     except BaseException as exc:
         code, reason = classify(exc, secrets)
@@ -86,11 +92,14 @@ def run_job(run_id: int) -> int:
     duration = round(time.monotonic() - started, 3)
     if result["ok"]:
         metrics = {**result["metrics"], "job_started_at": round(started_at, 3), "job_seconds": duration}
-        repo.record(run_id, metrics=metrics, duration_seconds=duration, error_code=None, reason=None,
-                    rows_written=metrics.get("rows_written"), phase="ended")
+        repo.record_while_active(run_id, metrics=metrics, duration_seconds=duration, error_code=None, reason=None,
+                                 rows_written=metrics.get("rows_written"), phase="ended")
         log.info("Run %s finished in %.1f s: %s", run_id, duration, metrics)
         return 0
-    repo.record(run_id, error_code=result["code"], reason=result["reason"], duration_seconds=duration, phase="ended")
+    # Only while the run is active: a job outliving its run (its head restarted under it, and it noticed late)
+    # must not write its own reason over the one the run ended with.
+    repo.record_while_active(run_id, error_code=result["code"], reason=result["reason"],
+                             duration_seconds=duration, phase="ended")
     log.error("Run %s failed [%s]: %s", run_id, result["code"], result["reason"])
     return 1
 
@@ -139,11 +148,25 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
                                  **result["metrics"]}
         return result
     finally:
+        # An actor that returned removed its own directory; one that was killed or never returned did not.
+        driver_node = workdirs.driver_node_of(group, plan.driver_bundle_index) if (
+            group is not None and result is None) else None
         released_at = _tear_down(actor, group)
         if result is not None and result["ok"]:
             result["metrics"]["capacity_released_at"] = round(released_at, 3)
+        if driver_node is not None:
+            _remove_run_dirs(driver_node, run_id, settings)
         if use_standby:
             _replenish_standbys(settings)
+
+
+def _remove_run_dirs(node_id: str, run_id: int, settings: Any) -> None:
+    from syncmaster_ray.ids import submission_id_for
+
+    try:
+        workdirs.remove_on_node(node_id, submission_id_for(run_id, settings.job_namespace))
+    except BaseException:  # the run's outcome stands; the next actor on that node sweeps what is left
+        log.warning("Could not remove the run's directories on node %s", node_id[:12], exc_info=True)
 
 
 def _replenish_standbys(settings: Any) -> None:

@@ -15,6 +15,7 @@ output under that job: the run's Python log lines are captured and printed by th
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -113,7 +114,10 @@ def claim(run_id: int, namespace: str) -> Claimed | None:
 
     for name, actor in _standby_actors(namespace):
         try:
-            group = ray.get(actor.claim.remote(run_id), timeout=CLAIM_TIMEOUT_SECONDS)
+            # The standby refuses the claim past half our wait: one it accepts reaches us before we give up (with
+            # node clocks less than CLAIM_TIMEOUT_SECONDS / 2 apart).
+            deadline = time.time() + CLAIM_TIMEOUT_SECONDS / 2
+            group = ray.get(actor.claim.remote(run_id, deadline), timeout=CLAIM_TIMEOUT_SECONDS)
         except (ray.exceptions.RayError, TimeoutError):
             log.info("Standby %s did not answer: skipped", name)
             continue

@@ -1,10 +1,19 @@
-"""Builds the Celery app SyncMaster's server publishes to, and names the task module."""
+"""Builds the Celery app SyncMaster's server publishes to, and wires this worker's run pool and reconciler to
+the worker's lifecycle (Celery signals)."""
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+from typing import Any
+
+from celery import Celery, signals
 
 from syncmaster_ray.settings import AppSettings, get_settings
+from syncmaster_ray.worker.pool import Reconciler, RunPool, worker_id
+from syncmaster_ray.worker.supervisor import RunSupervisor
+
+log = logging.getLogger(__name__)
+DEFAULT_CONCURRENCY = 8
 
 
 def create_app(settings: AppSettings | None = None) -> Celery:
@@ -14,15 +23,16 @@ def create_app(settings: AppSettings | None = None) -> Celery:
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
-        # The stock worker acks at start, so a dying worker loses the run; we ack when the run is settled and get
-        # the message redelivered if the worker process is lost.
+        # A task only claims its run (well under a second) and is acknowledged when it returns: a worker lost
+        # before the claim gets the message redelivered; after it, the run's lease protects it (pool.py).
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        # A run's task only waits on Postgres and Ray's Jobs API: threads are enough, and one process supervises
-        # many runs in about 150 MB (prefork would hold the imports once per child). `-P`/`-c` still override.
+        # Supervising a run only waits on Postgres and Ray's Jobs API: threads are enough, and one process
+        # supervises many runs in about 150 MB. `-c N`: at most N runs with a Ray job at a time (the rest wait in
+        # the order they were taken).
         worker_pool="threads",
-        worker_concurrency=8,
+        worker_concurrency=DEFAULT_CONCURRENCY,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
@@ -31,3 +41,44 @@ def create_app(settings: AppSettings | None = None) -> Celery:
 
 
 app = create_app()
+_pool: RunPool | None = None
+_reconciler: Reconciler | None = None
+
+
+def run_pool() -> RunPool:
+    """This process's run pool (sized by the worker's concurrency once the worker starts)."""
+    global _pool
+    if _pool is None:
+        _pool = RunPool(app.conf.worker_concurrency or DEFAULT_CONCURRENCY,
+                        check_every=get_settings().worker.heartbeat_seconds)
+    return _pool
+
+
+@signals.worker_init.connect
+def _size_the_pool(sender: Any = None, **_: Any) -> None:
+    global _pool
+    concurrency = getattr(sender, "concurrency", None) or app.conf.worker_concurrency or DEFAULT_CONCURRENCY
+    _pool = RunPool(concurrency, check_every=get_settings().worker.heartbeat_seconds)
+
+
+@signals.worker_ready.connect
+def _start_reconciler(sender: Any = None, **_: Any) -> None:
+    global _reconciler
+    interval = get_settings().worker.reconcile_interval_seconds
+    if interval <= 0:
+        log.info("Automatic reconcile is off (SYNCMASTER__WORKER__RECONCILE_INTERVAL_SECONDS=0)")
+        return
+    slugs = sorted(app.amqp.queues.consume_from or app.amqp.queues)
+    _reconciler = Reconciler(lambda: RunSupervisor.from_settings(worker_id()), interval, slugs)
+    _reconciler.start()
+    log.info("Reconciling runs of %s whose worker is gone every %.0f s", ", ".join(slugs), interval)
+
+
+@signals.worker_shutting_down.connect
+def _hand_runs_back(**_: Any) -> None:
+    if _reconciler is not None:
+        _reconciler.stop()
+    if _pool is not None:
+        handed = _pool.hand_back_all()
+        if handed:
+            log.warning("Shutting down: runs %s handed back to the queue (their Ray jobs go on)", handed)

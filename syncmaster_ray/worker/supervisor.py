@@ -1,7 +1,10 @@
-"""``RunSupervisor``: everything the Celery task does for one run, kept free of Celery so it reads top to bottom.
+"""``RunSupervisor``: everything a worker does for one run, kept free of Celery so it reads top to bottom.
 
-claim (CREATED -> STARTED, with started_at and log_url) -> submit the Ray job (or re-attach to it) -> watch it,
-forwarding SEND_STOP_SIGNAL -> persist the job's message and log tail -> write FINISHED / FAILED / STOPPED.
+take (claim a CREATED run, or take over one whose supervision lease is stale) -> wait for a free slot of this
+worker -> submit the Ray job (never twice) -> watch it, forwarding SEND_STOP_SIGNAL, renewing the lease -> persist
+the job's message and log tail -> write FINISHED / FAILED / STOPPED and the reason in one transaction.
+
+Workers also settle runs whose supervisor is gone (``reconcile``): any worker may, and exactly one does per run.
 """
 
 from __future__ import annotations
@@ -9,29 +12,40 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncmaster_ray.db.engine import get_engine
 from syncmaster_ray.db.models import Run, Status
 from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository, utcnow
-from syncmaster_ray.errors import JobLostError, SyncmasterRayError
+from syncmaster_ray.errors import JobLostError, SubmitUnavailableError, SyncmasterRayError
 from syncmaster_ray.ids import run_id_of, submission_id_for
 from syncmaster_ray.links import render_log_url
 from syncmaster_ray.outcome import classify
 from syncmaster_ray.ray_client import JobSnapshot, JobState, RayJobs
 from syncmaster_ray.redact import redact
 from syncmaster_ray.settings import AppSettings, get_settings
+from syncmaster_ray.worker import pool
 
 log = logging.getLogger(__name__)
 SETTLED = (Status.FINISHED, Status.FAILED, Status.STOPPED)
 # Retention 0: how long after its run a job's record is watched for Ray writing it again (seconds between checks).
 OWN_JOB_RECHECKS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
+# How long supervision backs off after an unexpected error (a database blip, a Jobs API hiccup) before going on.
+ERROR_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-class TransferFailed(SyncmasterRayError):
-    """Raised at the end of a failed run so Celery records the task as FAILURE, as the stock worker does."""
+def was_submitted(record: object | None) -> bool:
+    """Whether the run's Ray job was ever submitted (``submitted_at``; a job status other than PENDING also says
+    so for runs an older worker version submitted)."""
+    if record is None:
+        return False
+    return getattr(record, "submitted_at", None) is not None or getattr(record, "ray_job_status", None) not in (
+        None, JobState.PENDING.value)
 
-    code = "transfer_failed"
+
+class LeaseLost(Exception):
+    """Another worker took the run over (this one looked dead to it): stop watching, write nothing."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,16 @@ class Verdict:
         return cls(Status.STOPPED, "stopped", reason)
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A run this worker now supervises."""
+
+    run_id: int
+    submission_id: str
+    slug: str  # the queue its task came from (a run handed back is sent there again)
+    took_over: bool = False  # a run another worker had (a stale or released lease), not a fresh claim
+
+
 @dataclass
 class Watch:
     """What happened while a job was watched: its last snapshot and whether we stopped it, and why."""
@@ -59,66 +83,103 @@ class Watch:
 
 
 class RunSupervisor:
-    def __init__(self, settings: AppSettings, repo: RunRepository) -> None:
+    def __init__(self, settings: AppSettings, repo: RunRepository, worker_id: str | None = None) -> None:
         self.settings = settings
         self.repo = repo
+        self.worker_id = worker_id or pool.worker_id()
 
     @classmethod
-    def from_settings(cls) -> RunSupervisor:
+    def from_settings(cls, worker_id: str | None = None) -> RunSupervisor:
         settings = get_settings()
-        return cls(settings, RunRepository(get_engine(settings.database.sync_url)))
+        return cls(settings, RunRepository(get_engine(settings.database.sync_url)), worker_id)
 
-    def supervise(self, run_id: int, *, correlation_id: str) -> str:
+    @property
+    def stale_seconds(self) -> float:
+        return self.settings.worker.stale_seconds
+
+    # --- taking the run ----------------------------------------------------------------------------------------
+    def take(self, run_id: int, *, correlation_id: str) -> Taken | None:
+        """Claim a CREATED run, or take over a run whose supervisor is gone (stale or released lease).
+
+        None when there is nothing for this worker to do: no such run, another worker has it, or it ended (a run
+        stopped before any worker took it is ended STOPPED here)."""
         run = self.repo.get_run(run_id)
         if run is None:
             log.warning("Run %s not found: nothing to do", run_id)
-            return "skipped"
+            return None
         submission_id = submission_id_for(run_id, self.settings.job_namespace)
-        if not self._take(run, submission_id, correlation_id):
-            return "skipped"
-        verdict = self._run_job(run_id, submission_id)
-        self._finish(run_id, submission_id, verdict)
-        self._prune_old_jobs(submission_id)
-        if verdict.status is Status.FAILED:
-            raise TransferFailed(f"run {run_id} failed: {verdict.reason}")
-        return verdict.status.value
+        slug = run.transfer.queue.slug
+        if run.status == Status.CREATED and self._claim(run, submission_id, correlation_id):
+            return Taken(run_id, submission_id, slug)
+        status = self.repo.get_status(run_id)  # again: a stop may have landed between the read and the claim
+        record = self.repo.get_record(run_id)
+        if status == Status.SEND_STOP_SIGNAL and not was_submitted(record):
+            self._finish(run_id, Verdict.stopped("stopped before its Ray job was submitted"), "-")
+            return None
+        if status is not None and status.value in ACTIVE_STATUSES and record is not None \
+                and record.submission_id == submission_id:
+            if self.repo.take_over(run_id, supervisor=self.worker_id, stale_seconds=self.stale_seconds):
+                log.warning("Run %s is %s and nobody supervises it: taking it over (Ray job %s)", run_id, status,
+                            submission_id)
+                return Taken(run_id, submission_id, slug, took_over=True)
+            log.info("Run %s is supervised by a live worker: skipped", run_id)
+            return None
+        log.info("Run %s is %s: not ours to run, skipped", run_id, status)
+        return None
 
-    # --- taking the run ----------------------------------------------------------------------------------------
-    def _take(self, run: Run, submission_id: str, correlation_id: str) -> bool:
-        """Claim a CREATED run, or re-attach to the job of a run whose earlier worker died mid-way."""
-        if run.status == Status.CREATED:
-            run.started_at = utcnow()
-            log_url = render_log_url(self.settings, run=run, correlation_id=correlation_id,
-                                     submission_id=submission_id)
-            if not self.repo.claim_run(run.id, started_at=run.started_at, log_url=log_url):
-                log.info("Run %s was claimed, stopped or finished meanwhile: skipped", run.id)
-                return False
-            self.repo.record(run.id, submission_id=submission_id, correlation_id=correlation_id,
-                             ray_job_status=JobState.PENDING.value, error_code=None, reason=None)
+    def _claim(self, run: Run, submission_id: str, correlation_id: str) -> bool:
+        started_at = utcnow()
+        log_url = render_log_url(self.settings, run=run, correlation_id=correlation_id, submission_id=submission_id)
+        claimed = self.repo.claim_run(
+            run.id, started_at=started_at, log_url=log_url, submission_id=submission_id,
+            correlation_id=correlation_id, supervisor=self.worker_id, ray_job_status=JobState.PENDING.value,
+        )
+        if claimed:
             log.info("Run %s claimed; Ray job %s; log_url %s", run.id, submission_id, log_url)
-            return True
-        record = self.repo.get_record(run.id)
-        if run.status == Status.SEND_STOP_SIGNAL and (record is None or record.submission_id is None):
-            verdict = Verdict.stopped("stopped before any worker took it")
-            self.repo.end_run(run.id, verdict.status, from_statuses=(Status.SEND_STOP_SIGNAL.value,))
-            self.repo.record(run.id, error_code=verdict.code, reason=verdict.reason)
-            log.info("Run %s was stopped before it started: STOPPED", run.id)
-            return False
-        if run.status in ACTIVE_STATUSES and record is not None and record.submission_id == submission_id:
-            log.warning("Run %s is %s already: re-attaching to Ray job %s", run.id, run.status, submission_id)
-            return True
-        log.info("Run %s is %s: not ours to run, skipped", run.id, run.status)
-        return False
+        return claimed
+
+    # --- supervising it --------------------------------------------------------------------------------------------
+    def supervise(self, taken: Taken, slot: Callable[[Callable[[], bool]], bool] | None = None) -> Verdict | None:
+        """Run ``taken`` to its end; returns its verdict, or None when another worker took it over.
+
+        ``slot(keep_waiting)`` blocks until this worker may run one more job (the worker's limit), calling
+        ``keep_waiting()`` now and then; it returns False when waiting was given up (``keep_waiting`` said so)."""
+        run_id, submission_id = taken.run_id, taken.submission_id
+        try:
+            if slot is not None and not slot(lambda: self._still_wanted(run_id)):
+                return self._settle_unsubmitted(run_id)
+            verdict = self._run_job(run_id, submission_id)
+        except LeaseLost:
+            log.warning("Run %s was taken over by another worker: no longer watched here", run_id)
+            return None
+        self._finish(run_id, verdict, submission_id)
+        self._prune_old_jobs(submission_id)
+        return verdict
+
+    def _still_wanted(self, run_id: int) -> bool:
+        """While the run waits for a slot: renew the lease; False once a stop was asked for or it ended."""
+        self._renew(run_id, phase="waiting_for_worker")
+        return self.repo.get_status(run_id) == Status.STARTED
+
+    def _settle_unsubmitted(self, run_id: int) -> Verdict | None:
+        if self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
+            verdict = Verdict.stopped("stopped before its Ray job was submitted")
+            self._finish(run_id, verdict, "-")
+            return verdict
+        return None
+
+    def _renew(self, run_id: int, **fields: object) -> None:
+        if not self.repo.renew_lease(run_id, supervisor=self.worker_id, **fields):
+            raise LeaseLost(run_id)
 
     # --- the Ray job -------------------------------------------------------------------------------------------
     def _run_job(self, run_id: int, submission_id: str) -> Verdict:
         try:
-            jobs = RayJobs(self.settings.ray.address)
-            jobs.submit(
-                submission_id=submission_id,
-                entrypoint=f"{self.settings.ray.job_python} -m syncmaster_ray.job --run-id {run_id}",
-                metadata={"syncmaster_run_id": str(run_id), "submitted_by": "syncmaster-ray"},
-            )
+            jobs = self._connect(run_id)
+            if not self._submit_once(jobs, run_id, submission_id):
+                return Verdict.failed("job_lost", "the Ray job was submitted but the Ray head does not know it "
+                                      "(was the Ray head restarted?); it is not submitted again, since it may have "
+                                      "written already")
             watch = self._watch(jobs, run_id, submission_id)
         except SyncmasterRayError as exc:
             return Verdict.failed(*classify(exc, self._secrets()))
@@ -126,8 +187,57 @@ class RunSupervisor:
         self._persist_logs(jobs, run_id, submission_id, watch.snapshot)
         return verdict
 
+    def _connect(self, run_id: int | None = None) -> RayJobs:
+        """The Jobs API client; a head that cannot be reached yet (restarting) is waited for up to the grace."""
+        return self._within_grace("reach the Ray Jobs API", lambda: RayJobs(self.settings.ray.address), run_id)
+
+    def _submit_once(self, jobs: RayJobs, run_id: int, submission_id: str) -> bool:
+        """Submit the run's job unless it exists; False when it was submitted before and the head forgot it."""
+        snapshot = self._within_grace("look the Ray job up", lambda: jobs.snapshot(submission_id), run_id)
+        if snapshot.state is not JobState.MISSING:
+            log.info("Run %s: re-attaching to Ray job %s (%s)", run_id, submission_id, snapshot.state)
+            return True
+        if was_submitted(self.repo.get_record(run_id)):
+            return False
+        if self.repo.get_status(run_id) != Status.STARTED:  # stopped or ended while it waited for a slot
+            raise LeaseLost(run_id)
+        # Marked before the call: a worker lost right after it must not submit a second job.
+        self._renew(run_id, submitted_at=utcnow())
+        self._within_grace("submit the Ray job", lambda: jobs.submit(
+            submission_id=submission_id,
+            entrypoint=f"{self.settings.ray.job_python} -m syncmaster_ray.job --run-id {run_id}",
+            metadata={"syncmaster_run_id": str(run_id), "submitted_by": "syncmaster-ray"},
+        ), run_id)
+        return True
+
+    def _within_grace(self, what: str, call: Callable[[], object], run_id: int | None = None) -> object:
+        """``call()``, retried while it fails transiently (head unreachable or restarting, "no available agent")
+        for up to ``ray_unreachable_grace_seconds``, renewing ``run_id``'s lease meanwhile; permanent refusals are
+        raised at once."""
+        grace = self.settings.worker.ray_unreachable_grace_seconds
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return call()
+            except SubmitUnavailableError as exc:
+                if time.monotonic() - started > grace:
+                    raise
+                last = exc
+            except SyncmasterRayError:
+                raise
+            except Exception as exc:  # requests' ConnectionError and friends while the head is down
+                if time.monotonic() - started > grace:
+                    raise JobLostError(f"the Ray Jobs API did not answer for {grace:.0f} s while trying to {what} "
+                                       f"({type(exc).__name__})") from None
+                last = exc
+            attempt += 1
+            log.info("Could not %s (%s): trying again", what, redact(str(last), self._secrets())[:200])
+            time.sleep(min(0.5 * 2 ** min(attempt, 5), 5.0))
+            if run_id is not None:
+                self._renew(run_id)
+
     def _run_deadline(self, run_id: int) -> float | None:
-        """Monotonic time at which the run times out, counted from its ``started_at`` (a re-attaching worker
+        """Monotonic time at which the run times out, counted from its ``started_at`` (a worker taking it over
         inherits the time already spent)."""
         timeout = self.settings.worker.run_timeout_seconds
         run = self.repo.get_run(run_id)
@@ -137,69 +247,100 @@ class RunSupervisor:
         return time.monotonic() + timeout - max(elapsed, 0.0)
 
     def _watch(self, jobs: RayJobs, run_id: int, submission_id: str) -> Watch:
-        """Poll until the job ends, marking the run alive, and stop the job once: on a stop request, or when the
-        run timeout passes.
+        """Poll until the job ends, renewing the lease, and stop the job once: on a stop request, or when the run
+        timeout passes.
 
-        An unreachable Jobs API (a head restarting) is waited out for ``ray_unreachable_grace_seconds``.
-        """
-        stop_requested = timed_out = False
+        An unreachable Jobs API (a head restarting) is waited out for ``ray_unreachable_grace_seconds``, the lease
+        still renewed; any other unexpected error (a database blip) is logged and retried with a backoff."""
+        watch = Watch(JobSnapshot(JobState.PENDING))
         deadline = self._run_deadline(run_id)
         last_state: JobState | None = None
         unreachable_since: float | None = None
-        next_heartbeat = 0.0
+        next_heartbeat, errors = 0.0, 0
         while True:
             try:
-                snapshot = jobs.snapshot(submission_id)
-            except Exception as exc:  # requests' ConnectionError and friends while the head is down
-                unreachable_since = unreachable_since or time.monotonic()
-                if time.monotonic() - unreachable_since > self.settings.worker.ray_unreachable_grace_seconds:
-                    raise JobLostError(f"the Ray Jobs API did not answer for "
-                                       f"{self.settings.worker.ray_unreachable_grace_seconds:.0f} s "
-                                       f"({type(exc).__name__})") from None
-                time.sleep(self.settings.worker.job_poll_interval_seconds)
+                try:
+                    watch.snapshot = jobs.snapshot(submission_id)
+                    unreachable_since = None
+                except Exception as exc:  # requests' ConnectionError and friends while the head is down
+                    unreachable_since = unreachable_since or time.monotonic()
+                    grace = self.settings.worker.ray_unreachable_grace_seconds
+                    if time.monotonic() - unreachable_since > grace:
+                        raise JobLostError(f"the Ray Jobs API did not answer for {grace:.0f} s "
+                                           f"({type(exc).__name__})") from None
+                if unreachable_since is None:
+                    state = watch.snapshot.state
+                    if state is not last_state:
+                        self.repo.record(run_id, ray_job_status=state.value)
+                        last_state = state
+                    if state.is_terminal():
+                        return watch
+                    self._stop_if_asked(jobs, run_id, submission_id, watch, deadline)
+                if time.monotonic() >= next_heartbeat:
+                    self._heartbeat(jobs, run_id, submission_id, watch.snapshot.state,
+                                    with_logs=unreachable_since is None)
+                    next_heartbeat = time.monotonic() + self.settings.worker.heartbeat_seconds
+                errors = 0
+            except (SyncmasterRayError, LeaseLost):
+                raise
+            except Exception:
+                pause = ERROR_BACKOFF_SECONDS[min(errors, len(ERROR_BACKOFF_SECONDS) - 1)]
+                errors += 1
+                log.warning("Run %s: error while watching Ray job %s; retrying in %.0f s", run_id, submission_id,
+                            pause, exc_info=True)
+                time.sleep(pause)
                 continue
-            unreachable_since = None
-            if snapshot.state is not last_state:
-                self.repo.record(run_id, ray_job_status=snapshot.state.value)
-                last_state = snapshot.state
-            if snapshot.state.is_terminal():
-                return Watch(snapshot, stop_requested, timed_out)
-            if not (stop_requested or timed_out):
-                if self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
-                    log.info("Run %s: stop requested, stopping Ray job %s", run_id, submission_id)
-                    jobs.stop(submission_id)
-                    stop_requested = True
-                elif deadline is not None and time.monotonic() >= deadline:
-                    log.warning("Run %s: run timeout passed, stopping Ray job %s", run_id, submission_id)
-                    jobs.stop(submission_id)
-                    timed_out = True
-            if time.monotonic() >= next_heartbeat:
-                self._heartbeat(jobs, run_id, submission_id, snapshot.state)
-                next_heartbeat = time.monotonic() + self.settings.worker.heartbeat_seconds
             time.sleep(self.settings.worker.job_poll_interval_seconds)
 
-    def _heartbeat(self, jobs: RayJobs, run_id: int, submission_id: str, state: JobState) -> None:
-        """Mark the run as supervised (our row's ``updated_at``) and keep its log tail so far: a restarting head
-        forgets the job and its logs."""
-        try:
-            tail = jobs.logs_tail(submission_id, self._secrets())
-        except Exception:
-            tail = None
-        self.repo.record(run_id, ray_job_status=state.value, **({"log_tail": tail} if tail else {}))
+    def _stop_if_asked(self, jobs: RayJobs, run_id: int, submission_id: str, watch: Watch,
+                       deadline: float | None) -> None:
+        if watch.stop_requested or watch.timed_out:
+            return
+        if self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
+            log.info("Run %s: stop requested, stopping Ray job %s", run_id, submission_id)
+            jobs.stop(submission_id)
+            watch.stop_requested = True
+        elif deadline is not None and time.monotonic() >= deadline:
+            log.warning("Run %s: run timeout passed, stopping Ray job %s", run_id, submission_id)
+            jobs.stop(submission_id)
+            watch.timed_out = True
+
+    def _heartbeat(self, jobs: RayJobs, run_id: int, submission_id: str, state: JobState, *,
+                   with_logs: bool = True) -> None:
+        """Renew the lease and keep the log tail so far: a restarting head forgets the job and its logs."""
+        tail = None
+        if with_logs:
+            try:
+                tail = jobs.logs_tail(submission_id, self._secrets())
+            except Exception:
+                tail = None
+        self._renew(run_id, ray_job_status=state.value, **({"log_tail": tail} if tail else {}))
 
     # --- runs whose worker is gone -------------------------------------------------------------------------------
-    def reconcile(self, stale_seconds: float) -> list[tuple[int, str]]:
-        """Settle active runs nobody has marked alive for ``stale_seconds``: end those whose job ended or is gone,
-        hand those whose job still runs back to a worker (the task is sent again; the worker re-attaches)."""
-        return [(run_id, self._reconcile_one(run_id, submission_id, slug))
-                for run_id, submission_id, slug in self.repo.stale_active_runs(stale_seconds)]
+    def reconcile(self, stale_seconds: float | None = None, slugs: list[str] | None = None
+                  ) -> list[tuple[int, str]]:
+        """Settle active runs whose supervision lease is older than ``stale_seconds``: end those whose job ended
+        or is gone, hand the others back to a worker (the task is sent again; a worker takes the run over and
+        submits its job if it never was, or re-attaches to it). Each stale run is handled by exactly one caller:
+        safe to run from every worker at once.
+
+        ``slugs``: only runs of these queues. A worker reconciles the queues it consumes, whose runs go to the Ray
+        cluster it knows (another queue's runs may belong to another cluster, where their jobs are)."""
+        stale = self.stale_seconds if stale_seconds is None else stale_seconds
+        outcomes = []
+        for run_id, submission_id, slug in self.repo.stale_active_runs(stale, slugs):
+            if self.repo.mark_for_reconcile(run_id, stale_seconds=stale):
+                outcomes.append((run_id, self._reconcile_one(run_id, submission_id, slug)))
+        return outcomes
 
     def _reconcile_one(self, run_id: int, submission_id: str | None, slug: str) -> str:
-        if submission_id is None:
-            verdict = Verdict.failed("worker_lost", "the worker that took the run was lost before it submitted the "
-                                     "Ray job")
-            self._finish(run_id, "-", verdict)
-            return verdict.status.value
+        record = self.repo.get_record(run_id)
+        stop_requested = self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL
+        if submission_id is None or not was_submitted(record):
+            if stop_requested:
+                self._finish(run_id, Verdict.stopped("stopped before its Ray job was submitted"), "-")
+                return Status.STOPPED.value
+            return self.hand_back(run_id, slug)
         try:
             jobs = RayJobs(self.settings.ray.address)
             snapshot = jobs.snapshot(submission_id)
@@ -207,33 +348,37 @@ class RunSupervisor:
             log.warning("Run %s: Ray did not answer (%s); left for the next pass", run_id, type(exc).__name__)
             return "unreachable"
         if not snapshot.state.is_terminal():
-            from syncmaster_ray.worker.app import app  # noqa: PLC0415 (builds the Celery app from settings)
-
-            self.repo.record(run_id, ray_job_status=snapshot.state.value)  # marks it, so one pass sends once
-            app.send_task("run_transfer_task", kwargs={"run_id": run_id}, queue=slug)
-            return "handed back to a worker"
-        stop_requested = self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL
+            return self.hand_back(run_id, slug)
         verdict = self._judge(run_id, snapshot, stop_requested)
         if snapshot.state is not JobState.MISSING:
             self._persist_logs(jobs, run_id, submission_id, snapshot)
-        self._finish(run_id, submission_id, verdict)
+        self._finish(run_id, verdict, submission_id)
         return verdict.status.value
+
+    def hand_back(self, run_id: int, slug: str) -> str:
+        """Send the run's task again: a worker of its queue takes it over (its lease must be free)."""
+        from syncmaster_ray.worker.app import app  # noqa: PLC0415 (builds the Celery app from settings)
+
+        app.send_task("run_transfer_task", kwargs={"run_id": run_id}, queue=slug)
+        return "handed back to a worker"
 
     def _judge(self, run_id: int, snapshot: JobSnapshot, stop_requested: bool, *, timed_out: bool = False
                ) -> Verdict:
-        """The one mapping from a Ray job's end to a SyncMaster status and reason."""
+        """The one mapping from a Ray job's end to a SyncMaster status and reason. A stop request counts whoever
+        made the job stop: a worker taking a run over after its first supervisor stopped the job finds the run
+        still SEND_STOP_SIGNAL."""
         if snapshot.state is JobState.SUCCEEDED:
             return Verdict(Status.FINISHED)
         if timed_out and snapshot.state is not JobState.MISSING:
             timeout = self.settings.worker.run_timeout_seconds
             return Verdict.failed("timed_out", f"the run was still going after {timeout:g} s and was stopped "
                                   "(SYNCMASTER__WORKER__RUN_TIMEOUT_SECONDS)")
-        if snapshot.state is JobState.STOPPED and stop_requested:
-            return Verdict.stopped("stopped on request")
         if snapshot.state is JobState.MISSING:
             error = JobLostError("the Ray job is gone (was the Ray head restarted?)")
             return Verdict.failed(error.code, error.reason)
         if snapshot.state is JobState.STOPPED:
+            if stop_requested or self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
+                return Verdict.stopped("stopped on request")
             return Verdict.failed("stopped_externally", "the Ray job was stopped outside SyncMaster")
         record = self.repo.get_record(run_id)
         if record is not None and record.reason:
@@ -298,14 +443,15 @@ class RunSupervisor:
         except Exception as exc:  # the next run's prune deletes what this one left
             log.warning("Could not delete Ray job %s: %s", submission_id, redact(str(exc), self._secrets()))
 
-    def _finish(self, run_id: int, submission_id: str, verdict: Verdict) -> None:
-        if verdict.status is not Status.FINISHED:
-            self.repo.record(run_id, error_code=verdict.code, reason=verdict.reason)
-        if not self.repo.end_run(run_id, verdict.status):
+    def _finish(self, run_id: int, verdict: Verdict, submission_id: str) -> bool:
+        """Write the verdict: status, ``ended_at`` and the reason together, and only if the run is still active
+        (a supervisor that lost a race writes nothing at all)."""
+        if not self.repo.finish_run(run_id, verdict.status, error_code=verdict.code, reason=verdict.reason):
             log.warning("Run %s was no longer active: %s not written", run_id, verdict.status)
-            return
+            return False
         log.info("Run %s (Ray job %s): %s%s", run_id, submission_id, verdict.status,
                  f" [{verdict.code}] {verdict.reason}" if verdict.reason else "")
+        return True
 
     def _secrets(self) -> tuple[str, ...]:
         return self.settings.secret_values()

@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 
 from syncmaster_ray.cli.run import send_run_task
+from syncmaster_ray.db.repository import utcnow
 from syncmaster_ray.ids import actor_name_for
 from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
@@ -40,6 +41,11 @@ def own_head(app_env):
         yield head
 
 
+# A worker's lease on its runs, short here: renewed every second, stale after 4 s, looked for every second.
+QUICK_LEASE = {"SYNCMASTER__WORKER__HEARTBEAT_SECONDS": "1", "SYNCMASTER__WORKER__STALE_SECONDS": "4",
+               "SYNCMASTER__WORKER__RECONCILE_INTERVAL_SECONDS": "1"}
+
+
 def worker_for(head, queue, app_env, tmp_path, **settings: str) -> LocalCeleryWorker:
     env = {**app_env, "SYNCMASTER__RAY__ADDRESS": head.dashboard_url, **settings}
     return LocalCeleryWorker(queues=queue.slug, env=env, log_path=tmp_path / f"worker-{time.monotonic_ns()}.log")
@@ -52,23 +58,29 @@ def transferring(repo, run_id: int) -> bool:
 def test_worker_killed_mid_run_is_replaced_and_the_same_job_finishes(
     repo, catalog, recovery_queue, pg_connections, data_db_url, own_head, app_env, tmp_path
 ):
+    """No cron, no redelivery: the task's message was acknowledged when the run was taken. The killed worker's
+    lease goes stale, the other worker's own reconciler hands the run back and that worker takes it over,
+    re-attaching to the same Ray job."""
     earlier_actors = {a["actor_id"] for a in transfer_actors(own_head)}
     source, target = unique_table("rc_src"), unique_table("rc_dst")
     create_source(data_db_url, source, rows=300_000)
     run = repo.create_run(make_transfer(catalog, recovery_queue, pg_connections, source, target).id)
-    first = worker_for(own_head, recovery_queue, app_env, tmp_path).start()
+    first = worker_for(own_head, recovery_queue, app_env, tmp_path, **QUICK_LEASE).start()
     send_run_task(run.id, recovery_queue.slug)
     wait_for(lambda: transferring(repo, run.id), what="the transfer phase")
 
-    os.killpg(first.process.pid, signal.SIGKILL)  # no warm shutdown, no ack: the broker requeues the message
+    os.killpg(first.process.pid, signal.SIGKILL)  # no warm shutdown: its runs are not handed back
     first.process.wait()
     first.process = None
     assert repo.get_run(run.id).status == "STARTED"
-    with worker_for(own_head, recovery_queue, app_env, tmp_path):
+    with worker_for(own_head, recovery_queue, app_env, tmp_path, **QUICK_LEASE) as second:
         finished = wait_for(lambda: ended(repo, run.id), what="the run's end")
+        log = second.log_path.read_text(errors="replace")
 
     record = repo.get_record(run.id)
     assert finished.status == "FINISHED", record.reason
+    assert f"Reconcile: run {run.id} (its supervisor is gone): handed back to a worker" in log, log[-3000:]
+    assert f"Run {run.id} is STARTED and nobody supervises it: taking it over" in log
     assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
     # Exactly one Ray job ran: one transfer actor (driver) was ever created on the head, under the run's name.
     assert [a["name"] for a in transfer_actors(own_head, earlier_actors)] == [actor_name_for(record.submission_id)]
@@ -113,7 +125,7 @@ def submit_job_as_a_lost_worker_would(head, repo, run, entrypoint: str) -> str:
 
     submission_id = submission_id_for(run.id, get_settings().job_namespace)
     assert repo.claim_run(run.id, started_at=an_hour_before(repo, run), log_url="http://example/")
-    repo.record(run.id, submission_id=submission_id)
+    repo.record(run.id, submission_id=submission_id, submitted_at=utcnow())
     RayJobs(head.dashboard_url).submit(submission_id=submission_id, entrypoint=entrypoint, metadata={})
     return submission_id
 
@@ -123,29 +135,37 @@ def an_hour_before(repo, run):
     return repo.get_run(run.id).created_at - timedelta(hours=1)
 
 
-def reconcile(app_env: dict, address: str) -> subprocess.CompletedProcess:
+def reconcile(app_env: dict, address: str, slug: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **app_env, "SYNCMASTER__RAY__ADDRESS": address}
-    return subprocess.run([sys.executable, "-m", "syncmaster_ray.cli", "run", "reconcile", "--stale-seconds", "60"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "syncmaster_ray.cli", "run", "reconcile", "--stale-seconds", "60",
+                           "--queue", slug], env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_reconcile_settles_runs_whose_worker_is_gone(repo, catalog, recovery_queue, pg_connections, app_env,
                                                     own_head, data_db_url, tmp_path):
-    """Every outcome: never submitted, job gone, job ended (succeeded, failed), job still running (handed back
-    to a worker, which re-attaches); and an unreachable Jobs API leaves every run for the next pass."""
+    """Every outcome: never submitted (handed back: the worker taking it over submits its job), stopped before its
+    job was submitted (STOPPED), job gone after it was submitted (FAILED job_lost: never submitted twice), job ended
+    (succeeded, failed), job still running (handed back; the worker taking it over re-attaches); and an unreachable
+    Jobs API leaves every run that needs Ray for the next pass."""
+    from syncmaster_ray.ids import submission_id_for
     from syncmaster_ray.ray_client import JobState, RayJobs
+    from syncmaster_ray.settings import get_settings
     from tests.fixtures.postgres_data import create_slow_view
     from tests.integration.test_transfer_postgres import SLOW_EVERY, SLOW_PAUSE
 
+    namespace = get_settings().job_namespace
     earlier_actors = {a["actor_id"] for a in transfer_actors(own_head)}
     dummy = make_transfer(catalog, recovery_queue, pg_connections, unique_table("x"), unique_table("y"))
-    never_submitted, job_gone, succeeded, failed = (repo.create_run(dummy.id) for _ in range(4))
-    for run in (never_submitted, job_gone):
-        assert repo.claim_run(run.id, started_at=an_hour_before(repo, run), log_url="http://example/")
-    from syncmaster_ray.ids import submission_id_for
-    from syncmaster_ray.settings import get_settings
-
-    repo.record(job_gone.id, submission_id=submission_id_for(job_gone.id, get_settings().job_namespace))
+    stopped, job_gone, succeeded, failed = (repo.create_run(dummy.id) for _ in range(4))
+    small_source, small_target = unique_table("rc_small"), unique_table("rc_small_dst")
+    create_source(data_db_url, small_source, rows=100)
+    never_submitted = repo.create_run(make_transfer(catalog, recovery_queue, pg_connections, small_source,
+                                                    small_target).id)
+    for run in (never_submitted, stopped, job_gone):  # claimed by a worker that died before it submitted
+        assert repo.claim_run(run.id, started_at=an_hour_before(repo, run), log_url="http://example/",
+                              submission_id=submission_id_for(run.id, namespace), supervisor="lost-worker")
+    repo.request_stop(stopped.id)
+    repo.record(job_gone.id, submitted_at=utcnow())  # submitted, and the head has forgotten it since
     ended_jobs = [submit_job_as_a_lost_worker_would(own_head, repo, succeeded, "python -c 'print(1)'"),
                   submit_job_as_a_lost_worker_would(own_head, repo, failed, "python -c 'import sys; sys.exit(3)'")]
     jobs = RayJobs(own_head.dashboard_url)
@@ -158,36 +178,46 @@ def test_reconcile_settles_runs_whose_worker_is_gone(repo, catalog, recovery_que
     running_job = submit_job_as_a_lost_worker_would(own_head, repo, running,
                                                     f"python -m syncmaster_ray.job --run-id {running.id}")
     wait_for(lambda: transferring(repo, running.id), what="the unwatched job's transfer phase")
-    runs = (never_submitted, job_gone, succeeded, failed, running)
+    runs = (never_submitted, stopped, job_gone, succeeded, failed, running)
     _age_records(data_db_url, app_env, [run.id for run in runs])
 
-    unreachable = reconcile(app_env, "http://127.0.0.1:9")  # nothing listens there
+    unreachable = reconcile(app_env, "http://127.0.0.1:9", recovery_queue.slug)  # nothing listens there
 
     assert unreachable.returncode == 0, unreachable.stderr
-    # Without Ray only the never-submitted run can be judged; the others wait for a pass that reaches Ray.
-    assert [repo.get_run(run.id).status for run in runs] == ["FAILED"] + ["STARTED"] * 4, unreachable.stdout
+    # Without Ray: the never-submitted run is handed back and the stopped one ends; the others wait for a pass
+    # that reaches Ray.
+    statuses = [repo.get_run(run.id).status for run in runs]
+    assert statuses == ["STARTED", "STOPPED"] + ["STARTED"] * 4, unreachable.stdout
+    assert f"run {never_submitted.id}: handed back to a worker" in unreachable.stdout, unreachable.stdout
+    assert f"run {job_gone.id}: unreachable" in unreachable.stdout
+    assert repo.get_record(stopped.id).reason == "stopped before its Ray job was submitted"
     _age_records(data_db_url, app_env, [run.id for run in runs])
 
-    result = reconcile(app_env, own_head.dashboard_url)
+    result = reconcile(app_env, own_head.dashboard_url, recovery_queue.slug)
 
     assert result.returncode == 0, result.stderr
     assert f"run {running.id}: handed back to a worker" in result.stdout, result.stdout
-    assert repo.get_record(never_submitted.id).error_code == "worker_lost"
     gone = repo.get_record(job_gone.id)
     assert gone.error_code == "job_lost" and "Ray head restarted" in gone.reason
     assert repo.get_run(succeeded.id).status == "FINISHED"
     assert repo.get_record(failed.id).error_code == "job_failed", repo.get_record(failed.id).reason
-    for run in (never_submitted, job_gone, failed):
+    for run in (job_gone, failed):
         assert repo.get_run(run.id).status == "FAILED" and repo.get_run(run.id).ended_at is not None
     assert repo.get_run(running.id).status == "STARTED"
-    # The task sent again reaches a worker, which re-attaches to the running job: it finishes, every row once.
+    # The tasks sent again reach a worker: it submits the never-submitted run's job and re-attaches to the
+    # running one; both finish with every row once.
     with worker_for(own_head, recovery_queue, app_env, tmp_path):
         finished = wait_for(lambda: ended(repo, running.id), what="the handed-back run's end")
+        submitted = wait_for(lambda: ended(repo, never_submitted.id), what="the never-submitted run's end")
     assert finished.status == "FINISHED", repo.get_record(running.id).reason
+    assert submitted.status == "FINISHED", repo.get_record(never_submitted.id).reason
     assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, table, lowercase=False)
+    assert checksum(data_db_url, small_target, lowercase=True) == checksum(data_db_url, small_source,
+                                                                           lowercase=False)
     assert jobs.snapshot(running_job).state is JobState.SUCCEEDED
-    # One job, one driver: nothing was submitted twice.
-    assert [a["name"] for a in transfer_actors(own_head, earlier_actors)] == [actor_name_for(running_job)]
+    # One driver per run: nothing was submitted twice.
+    assert sorted(a["name"] for a in transfer_actors(own_head, earlier_actors)) == sorted(
+        [actor_name_for(running_job), actor_name_for(submission_id_for(never_submitted.id, namespace))])
 
 
 def transfer_actors(head, earlier: set[str] = frozenset()) -> list[dict]:
@@ -240,5 +270,5 @@ def _age_records(data_db_url: str, app_env: dict, run_ids: list[int]) -> None:
 
     url = app_env["SYNCMASTER__DATABASE__URL"].replace("postgresql+asyncpg", "postgresql")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE syncmaster_ray_run SET updated_at = now() - interval '1 hour' WHERE run_id = ANY(%s)",
-                     (run_ids,))
+        conn.execute("UPDATE syncmaster_ray_run SET updated_at = now() - interval '1 hour', "
+                     "supervised_at = now() - interval '1 hour' WHERE run_id = ANY(%s)", (run_ids,))

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from tests.fixtures.file_servers import ONETL_PASSWORD, S3_SECRET_KEY
 from tests.fixtures.postgres_data import CONNECTION_PASSWORD, create_source, unique_table
-from tests.fixtures.ray_cluster import session_command_lines, state_api_texts
+from tests.fixtures.ray_cluster import session_command_lines, session_environments, state_api_texts
 from tests.fixtures.runs import start_and_wait
 from tests.integration.test_bad_input import MARIADB_PASSWORD, WRONG_PASSWORD
 from tests.integration.test_transfer_postgres import make_transfer
@@ -35,6 +35,7 @@ def suite_secrets(app_env) -> dict[str, str]:
         "database URL": app_env["SYNCMASTER__DATABASE__URL"],
         "database URL (sync form)": app_env["SYNCMASTER__DATABASE__URL"].replace("+asyncpg", ""),
         "database password": urllib.parse.urlsplit(app_env["SYNCMASTER__DATABASE__URL"]).password or "",
+        "Ray token": app_env["RAY_AUTH_TOKEN"],
     }
 
 
@@ -102,6 +103,17 @@ def test_no_secret_of_the_suite_is_on_a_command_line_of_the_ray_session(ray_head
     lines = session_command_lines(ray_head.session_id)
     found, processes, _ = leaks([(f"process: {line[:120]}", line) for line in lines], suite_secrets)
     assert processes >= 5 and any("raylet" in line for line in lines), lines
+    assert found == []
+
+
+def test_no_secret_of_the_suite_is_in_the_environment_of_a_process_of_the_ray_session(ray_head, suite_secrets):
+    """``/proc/<pid>/environ`` of every process of the head's session: every process of a node inherits the
+    node's environment, Spark executors running users' SQL among them (a mid-run twin looks at the run's JVMs:
+    ``test_transfer_postgres.py``'s stop-mid-write test)."""
+    environments = session_environments(ray_head.session_id)
+    found, processes, _ = leaks([(f"environment of: {line[:120]}", env) for line, env in environments],
+                                suite_secrets)
+    assert processes >= 5 and any("SYNCMASTER_RAY_ENV_FILE" in env for _, env in environments)
     assert found == []
 
 

@@ -22,7 +22,7 @@ from tests.fixtures.postgres_data import (  # noqa: F401  (re-exported for the o
     table_exists,
     unique_table,
 )
-from tests.fixtures.ray_cluster import placement_groups, raw_job_traces, spark_jvms
+from tests.fixtures.ray_cluster import placement_groups, raw_job_traces, session_environments, spark_jvms
 from tests.fixtures.runs import (  # noqa: F401  (RUN_TIMEOUT re-exported for modules that import it here)
     RUN_TIMEOUT,
     ended,
@@ -44,6 +44,12 @@ def run_secrets(app_env: dict[str, str]) -> dict[str, str]:
         "database URL": app_env["SYNCMASTER__DATABASE__URL"].split("://", 1)[1],
         "database password": database_url.password or "",
     }
+
+
+def node_secrets(app_env: dict[str, str]) -> dict[str, str]:
+    """What the operator put on the nodes: never in the environment of a process there."""
+    return {name: value for name, value in run_secrets(app_env).items() if name != "connection password"} | {
+        "Ray token": app_env["RAY_AUTH_TOKEN"], "broker URL": app_env["SYNCMASTER__BROKER__URL"]}
 
 
 def assert_no_secrets(text: str, app_env: dict[str, str]) -> None:
@@ -139,7 +145,7 @@ SLOW_ROWS, SLOW_EVERY, SLOW_PAUSE = 200_000, 5000, 0.5
 
 
 def test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_replaces_it(
-    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, app_env
 ):
     """Rows go to a staging table swapped in at the end: stopped mid-write, the old target is untouched."""
     from syncmaster_ray.cli.run import send_run_task
@@ -159,6 +165,13 @@ def test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_repl
     written = wait_for(lambda: relation_bytes(data_db_url, staging) or target_changed(data_db_url, target, before),
                        300, "rows to land in the staging table")
     assert not target_changed(data_db_url, target, before), "the target changed while the run was writing"
+    # Mid-run, the processes that run what the transfer's author wrote (the driver JVM, the executor and its Python
+    # worker) carry no secret of the node: it keeps its settings and the Ray token in files.
+    environments = session_environments(ray_head.session_id)
+    assert sum("java" in line for line, _ in environments) >= 2, [line[:80] for line, _ in environments]
+    leaked = [(name, line[:100]) for line, env in environments for name, secret in node_secrets(app_env).items()
+              if secret in env]
+    assert leaked == []
 
     final, latency = stop_and_wait(repo, run.id)
 

@@ -270,6 +270,10 @@ def test_compose_commands_use_only_real_ray_and_celery_options():
     compose = yaml.safe_load(COMPOSE.read_text())["services"]
     for name in ("ray-head", "ray-worker"):
         argv = shlex.split(compose[name]["command"])
+        # Secrets out of the node's environment first (syncmaster-ray node exec), then Ray.
+        assert argv[:5] == ["syncmaster-ray", "node", "exec", "--dir", "/run/syncmaster-ray"], name
+        assert argv[5] == "--" and compose[name]["tmpfs"] == ["/run/syncmaster-ray:mode=0700"], name
+        argv = argv[6:]
         assert argv[:2] == ["ray", "start"], name
         assert set(command_flags(argv)) <= ray_start_options(), f"{name}: unknown `ray start` option"
     argv = shlex.split(compose["worker"]["command"])

@@ -24,15 +24,19 @@ RUN_ID = 42
 
 
 class FakeRepo:
-    """Only what ``_judge`` reads: the run's record in our table."""
+    """Only what ``_judge`` reads: the run's record in our table, and the run's status."""
 
-    def __init__(self, record: SimpleNamespace | None) -> None:
+    def __init__(self, record: SimpleNamespace | None, status: Status = Status.STARTED) -> None:
         self.record = record
+        self.status = status
         self.calls: list[int] = []
 
     def get_record(self, run_id: int) -> SimpleNamespace | None:
         self.calls.append(run_id)
         return self.record
+
+    def get_status(self, run_id: int) -> Status:
+        return self.status
 
 
 @pytest.fixture
@@ -57,8 +61,8 @@ def settings() -> AppSettings:
 @pytest.fixture
 def judge(sup: ModuleType, settings: AppSettings):
     def judge_(state: JobState, *, stop_requested: bool = False, message: str = "",
-               record: SimpleNamespace | None = None, timed_out: bool = False):
-        repo = FakeRepo(record)
+               record: SimpleNamespace | None = None, timed_out: bool = False, status: Status = Status.STARTED):
+        repo = FakeRepo(record, status)
         verdict = sup.RunSupervisor(settings, repo)._judge(RUN_ID, JobSnapshot(state, message), stop_requested,
                                                            timed_out=timed_out)
         return verdict, repo
@@ -89,6 +93,13 @@ def test_stopped_without_request_is_failed(judge, Verdict):
     verdict, _ = judge(JobState.STOPPED, stop_requested=False,
                        record=SimpleNamespace(reason="the run was stopped", error_code="stopped"))
     assert verdict == Verdict(Status.FAILED, "stopped_externally", "the Ray job was stopped outside SyncMaster")
+
+
+def test_a_job_another_worker_stopped_on_request_is_stopped(judge, Verdict):
+    """A worker taking a run over finds its job STOPPED and the run still SEND_STOP_SIGNAL: the worker that died
+    had stopped it on request, so the run is STOPPED, not stopped outside SyncMaster."""
+    verdict, _ = judge(JobState.STOPPED, stop_requested=False, status=Status.SEND_STOP_SIGNAL)
+    assert verdict == Verdict(Status.STOPPED, "stopped", "stopped on request")
 
 
 @pytest.mark.parametrize("stop_requested", [False, True])
@@ -274,3 +285,56 @@ def test_delete_refused_because_another_supervisor_deleted_it_counts_as_gone(sti
     jobs = RayJobs.__new__(RayJobs)
     jobs._client = RefusingClient(still_there)
     assert jobs.delete("smr-x-run-1") is gone
+
+
+class UnavailableClient:
+    """A ``JobSubmissionClient`` right after ``ray start --head``: no job agent registered yet."""
+
+    def get_job_info(self, submission_id: str):
+        raise RuntimeError(f"Request failed with status code 404: Job {submission_id} does not exist.")
+
+    def submit_job(self, **kwargs):
+        raise RuntimeError("Request failed with status code 500: No available agent to submit job, please try "
+                           "again later.")
+
+
+def test_no_available_agent_is_a_refusal_for_now_not_for_good():
+    from syncmaster_ray.errors import SubmitUnavailableError
+    from syncmaster_ray.ray_client import RayJobs
+
+    jobs = RayJobs.__new__(RayJobs)
+    jobs._client = UnavailableClient()
+    with pytest.raises(SubmitUnavailableError) as refused:
+        jobs.submit(submission_id="smr-x-run-1", entrypoint="true", metadata={})
+    assert refused.value.code == "submit" and "No available agent" in refused.value.reason
+
+
+def test_transient_refusals_are_retried_within_the_grace_and_permanent_ones_are_not(sup, settings, monkeypatch):
+    from syncmaster_ray.errors import SubmitError, SubmitUnavailableError
+
+    monkeypatch.setattr(sup.time, "sleep", lambda seconds: None)
+    supervisor = sup.RunSupervisor(settings, repo=None, worker_id="w")
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise SubmitUnavailableError("No available agent to submit job")
+        return "submitted"
+
+    assert supervisor._within_grace("submit", flaky) == "submitted" and len(calls) == 3
+
+    def refused():
+        calls.append(1)
+        raise SubmitError("Ray refused job: bad entrypoint")
+
+    calls.clear()
+    with pytest.raises(SubmitError):
+        supervisor._within_grace("submit", refused)
+    assert len(calls) == 1
+
+    settings.worker.ray_unreachable_grace_seconds = 0.01
+    clock = iter(range(0, 1000))
+    monkeypatch.setattr(sup.time, "monotonic", lambda: next(clock))
+    with pytest.raises(SubmitUnavailableError):
+        supervisor._within_grace("submit", lambda: (_ for _ in ()).throw(SubmitUnavailableError("still none")))
