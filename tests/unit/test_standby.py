@@ -35,3 +35,17 @@ def test_with_maven_the_standby_must_carry_the_runs_packages():
     assert shape.maven_packages == ("my:1", "pg:1")
     assert can_use_standby(shape, SessionShape(resources=Resources(), maven_packages=("my:1", "ora:1", "pg:1")))
     assert not can_use_standby(shape, SessionShape(resources=Resources(), maven_packages=("pg:1",)))
+
+
+def test_a_claim_arriving_after_its_deadline_is_refused_and_the_standby_stays_free():
+    """A standby still waiting for its placement answers a queued claim only once it starts; by then the claiming
+    run has given up on it (its wait timed out) and gone on. Accepting it would leave the standby claimed by a run
+    that never uses it, holding its capacity for good."""
+    import time
+
+    from syncmaster_ray.job.actor import TransferActor
+
+    standby = TransferActor(None, group="its-group")
+    assert standby.claim(7, deadline=time.time() - 1) is None and standby.run_id is None
+    assert standby.claim(8, deadline=time.time() + 60) == "its-group" and standby.run_id == 8
+    assert standby.claim(9) is None  # taken
