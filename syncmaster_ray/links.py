@@ -2,17 +2,60 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from jinja2.sandbox import SandboxedEnvironment
 
-from syncmaster_ray.settings import AppSettings
+if TYPE_CHECKING:
+    from syncmaster_ray.settings import AppSettings
+
+log = logging.getLogger(__name__)
 
 LOG_URL_MAX_LENGTH = 512  # run.log_url is varchar(512)
 
 
 def ray_job_url(dashboard_url: str, submission_id: str) -> str:
     return f"{dashboard_url.rstrip('/')}/#/jobs/{submission_id}"
+
+
+class _AnyValue:
+    """A stand-in run for checking a template: any attribute, item or call gives another one; it prints as 1."""
+
+    def __getattr__(self, name: str) -> _AnyValue:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _AnyValue()
+
+    def __getitem__(self, key: object) -> _AnyValue:
+        return _AnyValue()
+
+    def __call__(self, *args: object, **kwargs: object) -> _AnyValue:
+        return _AnyValue()
+
+    def __str__(self) -> str:
+        return "1"
+
+
+_SAMPLE_RUN = _AnyValue()
+
+
+def check_template(template: str) -> None:
+    """Raise ValueError when ``template`` does not compile or render with sample values (the message names it)."""
+    if not template:
+        return
+    try:
+        _render(template, run=_SAMPLE_RUN, correlation_id="c", submission_id="syncmaster-x-run-1",
+                dashboard="http://ray:8265")
+    except Exception as exc:
+        raise ValueError(f"does not render: {type(exc).__name__}: {exc}") from None
+
+
+def _render(template: str, *, run: Any, correlation_id: str, submission_id: str, dashboard: str) -> str:
+    return SandboxedEnvironment().from_string(template).render(
+        run=run, correlation_id=correlation_id, ray_job_id=submission_id, dashboard_url=dashboard,
+        ray_job_url=ray_job_url(dashboard, submission_id),
+    )
 
 
 def render_log_url(settings: AppSettings, *, run: Any, correlation_id: str, submission_id: str) -> str:
@@ -24,14 +67,12 @@ def render_log_url(settings: AppSettings, *, run: Any, correlation_id: str, subm
     dashboard = settings.ray.public_dashboard_url
     job_url = ray_job_url(dashboard, submission_id)
     template = settings.worker.log_url_template
-    if not template:
-        url = f"{job_url}?correlation_id={correlation_id}&run_id={run.id}"
-    else:
-        url = SandboxedEnvironment().from_string(template).render(
-            run=run,
-            correlation_id=correlation_id,
-            ray_job_id=submission_id,
-            dashboard_url=dashboard,
-            ray_job_url=job_url,
-        )
+    url = f"{job_url}?correlation_id={correlation_id}&run_id={run.id}"
+    if template:
+        try:
+            url = _render(template, run=run, correlation_id=correlation_id, submission_id=submission_id,
+                          dashboard=dashboard)
+        except Exception as exc:  # checked when settings load; a run's own values can still break it
+            log.warning("SYNCMASTER__WORKER__LOG_URL_TEMPLATE did not render for run %s (%s): the dashboard link "
+                        "is used", run.id, type(exc).__name__)
     return url[:LOG_URL_MAX_LENGTH]

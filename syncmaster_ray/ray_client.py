@@ -67,6 +67,19 @@ def ray_auth_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...
     return (token,) if token else ()
 
 
+def accepts_anonymous_jobs(address: str, timeout: float = 5) -> bool:
+    """Whether the Jobs API at ``address`` lists jobs for a request without any token: then anyone who reaches it
+    can run code on the cluster. False when it refuses, or cannot be reached."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{address.rstrip('/')}/api/jobs/", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 class JobState(enum.StrEnum):
     """Ray job states as seen by us; ``MISSING`` when the head does not know the job (e.g. it restarted)."""
 

@@ -20,6 +20,7 @@ This module is imported by the Celery worker: keep it light (pydantic, cryptogra
 
 from __future__ import annotations
 
+import base64
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -31,9 +32,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from syncmaster_ray.errors import ConfigError
-from syncmaster_ray.ray_client import ray_auth_secrets
+from syncmaster_ray.links import check_template
+from syncmaster_ray.ray_client import ray_auth_secrets, ray_auth_token
 
 ENV_FILE_VARIABLE = "SYNCMASTER_RAY_ENV_FILE"
+# How every secret of .env.compose.example begins: an unchanged copy must not run.
+PLACEHOLDER = "CHANGE"
 DEFAULT_POSTGRES_JAR = "/usr/share/java/postgresql.jar"
 DEFAULT_MARIADB_JAR = "/usr/share/java/mariadb-java-client.jar"
 
@@ -75,6 +79,9 @@ class EncryptionSettings(BaseModel):
             Fernet(value.get_secret_value())
         except (ValueError, TypeError):
             raise ValueError("not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
+        if base64.urlsafe_b64decode(value.get_secret_value()).startswith(PLACEHOLDER.encode()):
+            raise ValueError("is the example key of .env.compose.example, which anyone can read: generate one "
+                             "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')")
         return value
 
 
@@ -84,6 +91,13 @@ class WorkerSettings(BaseModel):
         description="Jinja2 template for `run.log_url`. Variables: `run`, `correlation_id` (as in SyncMaster), "
         "`ray_job_id`, `dashboard_url` and `ray_job_url`. Empty: the Ray dashboard job page.",
     )
+
+    @field_validator("log_url_template")
+    @classmethod
+    def _renders(cls, value: str) -> str:
+        """A template that does not render fails here, when settings load, not at every run's claim."""
+        check_template(value)
+        return value
     job_poll_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often the Celery task polls the Ray job and the run's status."
     )
@@ -255,6 +269,15 @@ class AppSettings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     hwm_store: HWMStoreSettings = Field(default_factory=HWMStoreSettings)
+
+    @model_validator(mode="after")
+    def _no_example_ray_token(self) -> AppSettings:
+        token = ray_auth_token()
+        if token and token.startswith(PLACEHOLDER):
+            raise ValueError("RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names) holds the example token of "
+                             ".env.compose.example: generate one (python -c 'import secrets; "
+                             "print(secrets.token_hex(32))')")
+        return self
 
     def secret_values(self) -> tuple[str, ...]:
         """Every secret of these settings (and the Ray token this process has), for redacting reasons and logs."""

@@ -4,10 +4,13 @@ the worker's lifecycle (Celery signals)."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from celery import Celery, signals
 
+from syncmaster_ray.ray_client import accepts_anonymous_jobs
+from syncmaster_ray.redact import redact
 from syncmaster_ray.settings import AppSettings, get_settings
 from syncmaster_ray.worker.pool import Reconciler, RunPool, worker_id
 from syncmaster_ray.worker.supervisor import RunSupervisor
@@ -59,6 +62,20 @@ def _size_the_pool(sender: Any = None, **_: Any) -> None:
     global _pool
     concurrency = getattr(sender, "concurrency", None) or app.conf.worker_concurrency or DEFAULT_CONCURRENCY
     _pool = RunPool(concurrency, check_every=get_settings().worker.heartbeat_seconds)
+
+
+@signals.worker_ready.connect
+def _warn_about_an_open_jobs_api(**_: Any) -> None:
+    """Once per worker start, in the background: a Jobs API that takes requests without a token runs anyone's code."""
+    address = get_settings().ray.address
+
+    def check() -> None:
+        if accepts_anonymous_jobs(address):
+            log.warning("The Ray Jobs API at %s accepts requests without a token: anyone who reaches it can run code "
+                        "on the cluster. Turn on Ray's token authentication (RAY_AUTH_MODE=token on every node and "
+                        "this worker; see the README's Operating a cluster).", redact(address))
+
+    threading.Thread(target=check, name="jobs-api-check", daemon=True).start()
 
 
 @signals.worker_ready.connect

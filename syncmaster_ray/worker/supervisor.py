@@ -10,6 +10,7 @@ Workers also settle runs whose supervisor is gone (``reconcile``): any worker ma
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 SETTLED = (Status.FINISHED, Status.FAILED, Status.STOPPED)
 # Retention 0: how long after its run a job's record is watched for Ray writing it again (seconds between checks).
 OWN_JOB_RECHECKS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
+# A job entrypoint whose interpreter lacks our package (or one of its dependencies) dies with this line.
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '(?P<module>[\w.]+)'")
 # How long supervision backs off after an unexpected error (a database blip, a Jobs API hiccup) before going on.
 ERROR_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -183,9 +186,8 @@ class RunSupervisor:
             watch = self._watch(jobs, run_id, submission_id)
         except SyncmasterRayError as exc:
             return Verdict.failed(*classify(exc, self._secrets()))
-        verdict = self._judge(run_id, watch.snapshot, watch.stop_requested, timed_out=watch.timed_out)
-        self._persist_logs(jobs, run_id, submission_id, watch.snapshot)
-        return verdict
+        tail = self._persist_logs(jobs, run_id, submission_id, watch.snapshot)
+        return self._judge(run_id, watch.snapshot, watch.stop_requested, timed_out=watch.timed_out, log_tail=tail)
 
     def _connect(self, run_id: int | None = None) -> RayJobs:
         """The Jobs API client; a head that cannot be reached yet (restarting) is waited for up to the grace."""
@@ -349,9 +351,10 @@ class RunSupervisor:
             return "unreachable"
         if not snapshot.state.is_terminal():
             return self.hand_back(run_id, slug)
-        verdict = self._judge(run_id, snapshot, stop_requested)
+        tail = None
         if snapshot.state is not JobState.MISSING:
-            self._persist_logs(jobs, run_id, submission_id, snapshot)
+            tail = self._persist_logs(jobs, run_id, submission_id, snapshot)
+        verdict = self._judge(run_id, snapshot, stop_requested, log_tail=tail)
         self._finish(run_id, verdict, submission_id)
         return verdict.status.value
 
@@ -362,8 +365,8 @@ class RunSupervisor:
         app.send_task("run_transfer_task", kwargs={"run_id": run_id}, queue=slug)
         return "handed back to a worker"
 
-    def _judge(self, run_id: int, snapshot: JobSnapshot, stop_requested: bool, *, timed_out: bool = False
-               ) -> Verdict:
+    def _judge(self, run_id: int, snapshot: JobSnapshot, stop_requested: bool, *, timed_out: bool = False,
+               log_tail: str | None = None) -> Verdict:
         """The one mapping from a Ray job's end to a SyncMaster status and reason. A stop request counts whoever
         made the job stop: a worker taking a run over after its first supervisor stopped the job finds the run
         still SEND_STOP_SIGNAL."""
@@ -383,12 +386,18 @@ class RunSupervisor:
         record = self.repo.get_record(run_id)
         if record is not None and record.reason:
             return Verdict.failed(record.error_code, record.reason)
+        missing = _MISSING_MODULE.search(log_tail or "")
+        if missing:  # the job's interpreter lacks our package: it died before it could record anything
+            return Verdict.failed("config", f"the Ray job's interpreter cannot import syncmaster-ray (No module named "
+                                  f"{missing['module']!r}): install the package in the Python the Ray nodes run "
+                                  f"jobs with ({self.settings.ray.job_python!r}), or point "
+                                  "SYNCMASTER__RAY__JOB_PYTHON at one that has it")
         message = redact(" ".join(snapshot.message.split()), self._secrets())[:1000]
         return Verdict.failed("job_failed", f"the Ray job failed: {message or 'no message'}")
 
-    def _persist_logs(self, jobs: RayJobs, run_id: int, submission_id: str, snapshot: JobSnapshot) -> None:
+    def _persist_logs(self, jobs: RayJobs, run_id: int, submission_id: str, snapshot: JobSnapshot) -> str | None:
         """Keep the job's message and log tail in our table: the Ray head forgets jobs when it restarts. A tail
-        saved by an earlier heartbeat is kept when the job's logs are gone."""
+        saved by an earlier heartbeat is kept when the job's logs are gone. Returns the tail fetched now."""
         try:
             tail = jobs.logs_tail(submission_id, self._secrets())
         except Exception as exc:  # logs are a convenience; never fail a run because of them
@@ -396,6 +405,7 @@ class RunSupervisor:
             tail = None
         self.repo.record(run_id, job_message=redact(snapshot.message, self._secrets())[:4000],
                          **({"log_tail": tail} if tail else {}))
+        return tail
 
     def _prune_old_jobs(self, own_submission_id: str) -> threading.Thread | None:
         """Retention of the head's job records: ours only, and only of settled runs (their supervisor has saved the

@@ -7,6 +7,7 @@ tests/integration/test_compose.py checks compose.yaml as the compose CLI resolve
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 import subprocess
 import types
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from pydantic import BaseModel
 
 from syncmaster_ray.settings import DEFAULT_MARIADB_JAR, DEFAULT_POSTGRES_JAR, AppSettings, SparkSettings
@@ -243,11 +245,31 @@ def test_every_syncmaster_name_in_the_example_is_read_by_someone():
     assert not ours & (SYNCMASTER_SERVER_NAMES | SYNCMASTER_UI_NAMES)
 
 
-def test_the_example_makes_valid_settings_for_our_processes(monkeypatch):
-    example = read_env_file(ENV_EXAMPLE)
+def _example_in_the_environment(monkeypatch, **replaced: str) -> None:
+    example = {**read_env_file(ENV_EXAMPLE), **replaced}
     for name, value in example.items():
-        if name in settings_env_names():
+        if name in settings_env_names() or name.startswith("RAY_AUTH"):
             monkeypatch.setenv(name, value)
+
+
+def test_an_unchanged_copy_of_the_example_is_refused_naming_its_public_secrets(monkeypatch):
+    """The example's Fernet key and Ray token are public: an unchanged copy must not run (worker, job and CLI all
+    load these settings)."""
+    from pydantic import ValidationError
+
+    _example_in_the_environment(monkeypatch)
+    with pytest.raises(ValidationError) as refused:
+        AppSettings()
+    assert "example key of .env.compose.example" in str(refused.value)
+    _example_in_the_environment(monkeypatch, SYNCMASTER__ENCRYPTION__SECRET_KEY=Fernet.generate_key().decode())
+    with pytest.raises(ValidationError) as refused:
+        AppSettings()
+    assert "RAY_AUTH_TOKEN" in str(refused.value) and "example token" in str(refused.value)
+
+
+def test_the_example_with_its_secrets_replaced_makes_valid_settings_for_our_processes(monkeypatch):
+    _example_in_the_environment(monkeypatch, SYNCMASTER__ENCRYPTION__SECRET_KEY=Fernet.generate_key().decode(),
+                                RAY_AUTH_TOKEN=secrets.token_hex(32))
     settings = AppSettings()
     assert settings.secret_key and settings.database.sync_url.startswith("postgresql+psycopg://")
     assert settings.spark.jars == DEFAULT_JARS, "the example's jars must be the ones the image and bootstrap install"

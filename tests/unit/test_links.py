@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from jinja2.exceptions import SecurityError
+from pydantic import ValidationError
 
 from syncmaster_ray.links import LOG_URL_MAX_LENGTH, ray_job_url, render_log_url
 from syncmaster_ray.settings import AppSettings
@@ -94,8 +95,42 @@ def test_short_url_is_not_padded_or_cut():
     ],
 )
 def test_sandbox_refuses_unsafe_attribute_access(template):
-    with pytest.raises(SecurityError):
-        render(make_settings(template))
+    """Refused when the settings load (the template is rendered once against a stand-in run), never at a run."""
+    with pytest.raises(ValidationError) as refused:
+        make_settings(template)
+    assert "log_url_template" in str(refused.value) and SecurityError.__name__ in str(refused.value)
+
+
+@pytest.mark.parametrize(("template", "error"), [
+    ("https://logs/{{ run.id ", "TemplateSyntaxError"),
+    ("https://logs/{{ run.id | no_such_filter }}", "TemplateAssertionError"),
+    ("https://logs/{{ run.id / 0 }}", "TypeError"),
+])
+def test_a_template_that_cannot_render_is_refused_when_settings_load(template, error, monkeypatch):
+    from syncmaster_ray.errors import ConfigError
+    from syncmaster_ray.settings import get_settings
+
+    with pytest.raises(ValidationError) as refused:
+        make_settings(template)
+    assert error in str(refused.value)
+    monkeypatch.setenv("SYNCMASTER__WORKER__LOG_URL_TEMPLATE", template)
+    monkeypatch.setenv("SYNCMASTER__DATABASE__URL", "postgresql://u:p@db:5432/prod")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as named:
+            get_settings()
+        assert "SYNCMASTER__WORKER__LOG_URL_TEMPLATE" in named.value.reason
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_template_failing_for_one_run_falls_back_to_the_dashboard_link():
+    """Checked at load, a template can still fail on a run's own values: the claim goes on with the default link
+    (a run must never stay CREATED because of its link)."""
+    settings = make_settings()
+    settings.worker.log_url_template = "https://logs/{{ run.transfer.name.missing_method() }}"
+    url = render(settings)
+    assert url == f"http://ray-head:8265/#/jobs/{SUBMISSION_ID}?correlation_id={CORRELATION_ID}&run_id=42"
 
 
 def test_sandbox_does_not_render_dunder_attributes():

@@ -173,3 +173,30 @@ def test_supervisor_and_job_scrub_the_token(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(write_token(tmp_path / "token")))
     assert TOKEN in supervisor.RunSupervisor(settings, repo=None)._secrets()
     assert TOKEN in settings.secret_values()  # what the job and its actor scrub
+
+
+@pytest.mark.parametrize(("status", "open_"), [(200, True), (401, False), (403, False)])
+def test_a_jobs_api_listing_jobs_without_a_token_is_found_open(status, open_):
+    """What the worker checks once when it starts (it then warns): a real HTTP server answering as Ray's dashboard
+    does with and without token authentication."""
+    import http.server
+    import threading
+
+    from syncmaster_ray.ray_client import accepts_anonymous_jobs
+
+    class Dashboard(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status if self.path == "/api/jobs/" else 404)
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dashboard)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert accepts_anonymous_jobs(f"http://127.0.0.1:{server.server_address[1]}/") is open_
+    finally:
+        server.shutdown()
+    assert accepts_anonymous_jobs("http://127.0.0.1:9") is False  # nothing listens there
