@@ -153,25 +153,34 @@ class MySQLHandler(StagedWriteMixin, JDBCHandler):
         return bool(self.connection.fetch(self.target_exists_query()).collect()[0][0])
 
     def target_exists_query(self) -> str:
-        schema, _, table = self.table_name.rpartition(".")
-        in_schema = self.dialect.literal(schema) if schema else "DATABASE()"
+        *schema, table = self.target_parts
+        in_schema = self.dialect.literal(schema[-1]) if schema else "DATABASE()"
         return (f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = {in_schema} "
                 f"AND table_name = {self.dialect.literal(table)}")
 
+    def schema_exists(self) -> bool | None:
+        if len(self.target_parts) < 2:
+            return None
+        query = ("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = "
+                 f"{self.dialect.literal(self.target_parts[-2])}")
+        return bool(self.connection.fetch(query).collect()[0][0])
+
     def swap(self, staging: str, columns: Sequence[str], *, target_exists: bool | None) -> Swap:
         """One atomic statement each (MySQL DDL commits on its own, so no transaction could span two)."""
-        target, stage = self.quote_table(self.table_name), self.quote_table(staging)
+        target = self.target_sql
         if not target_exists:
-            return Swap(commit=f"RENAME TABLE {stage} TO {target}")
+            return Swap(commit=f"RENAME TABLE {staging} TO {target}")
         if self.appends:
             names = self.quoted_columns(columns)
-            return Swap(commit=f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage}",
+            return Swap(commit=f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging}",
                         cleanup=(self.drop_statement(staging),))
         old = self.side_table(OLD_SUFFIX)
-        return Swap(commit=f"RENAME TABLE {target} TO {self.quote_table(old)}, {stage} TO {target}",
+        return Swap(commit=f"RENAME TABLE {target} TO {old}, {staging} TO {target}",
                     cleanup=(self.drop_statement(old),))
 
 
 def staging_table_for(table_name: str, suffix: str = STAGING_SUFFIX) -> str:
-    """``db.table`` -> ``db.table__smr_staging`` (or another suffix), within MySQL's 64-character names."""
-    return staged_writes.staging_table_for(table_name, MAX_IDENTIFIER, suffix)
+    """``db.table`` -> ``db.table__smr_staging`` (or another suffix) as MySQL stores it, within its 64-character
+    names."""
+    parts = transforms.MYSQL.resolve_name(table_name)
+    return ".".join((*parts[:-1], staged_writes.side_name(parts[-1], MAX_IDENTIFIER, suffix)))

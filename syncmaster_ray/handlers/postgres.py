@@ -82,16 +82,24 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler):
 
     def swap(self, staging: str, columns: Sequence[str], *, target_exists: bool | None = None) -> Swap:
         """One ``DO`` block, so one transaction: the staging table becomes the target, or is appended to it."""
-        target, stage = self.quote_table(self.table_name), self.quote_table(staging)
+        target = self.target_sql
         if self.appends:
             names = self.quoted_columns(columns)
-            body = f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage}; DROP TABLE {stage};"
+            body = f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging}; DROP TABLE {staging};"
         else:
-            bare_name = self.dialect.quote_name(self.table_name.split(".")[-1])
-            body = f"DROP TABLE IF EXISTS {target}; ALTER TABLE {stage} RENAME TO {bare_name};"
+            bare_name = self.dialect.quote_name(self.target_parts[-1])
+            body = f"DROP TABLE IF EXISTS {target}; ALTER TABLE {staging} RENAME TO {bare_name};"
         return Swap(commit=f"DO $smr$ BEGIN {body} END $smr$")
+
+    def schema_exists(self) -> bool | None:
+        if len(self.target_parts) < 2:
+            return None
+        query = f"SELECT COUNT(*) FROM pg_namespace WHERE nspname = {self.dialect.literal(self.target_parts[-2])}"
+        return bool(self.connection.fetch(query).collect()[0][0])
 
 
 def staging_table_for(table_name: str) -> str:
-    """``schema.table`` -> ``schema.table__smr_staging``, within Postgres' 63-byte names."""
-    return staged_writes.staging_table_for(table_name, MAX_IDENTIFIER)
+    """``schema.table`` -> ``schema.table__smr_staging`` as Postgres stores it (unquoted parts folded), within
+    Postgres' 63-byte names: the name of the staging table of a run writing ``table_name``."""
+    parts = transforms.POSTGRES.resolve_name(table_name)
+    return ".".join((*parts[:-1], staged_writes.side_name(parts[-1], MAX_IDENTIFIER)))

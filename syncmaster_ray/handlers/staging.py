@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from syncmaster_ray.errors import TargetError
 from syncmaster_ray.handlers.base import DBHandler
 
 if TYPE_CHECKING:
@@ -33,18 +34,24 @@ STAGING_SUFFIX = "__smr_staging"
 OLD_SUFFIX = "__smr_old"
 
 
-def staging_table_for(table_name: str, max_length: int, suffix: str = STAGING_SUFFIX) -> str:
-    """``schema.table`` -> ``schema.table<suffix>``, its table part shortened with a hash to ``max_length`` bytes.
+def side_name(table: str, max_length: int, suffix: str = STAGING_SUFFIX) -> str:
+    """``table`` -> ``table<suffix>``, shortened with a hash to ``max_length`` bytes.
 
     Bytes of UTF-8, as Postgres counts its 63-byte names; for MySQL, which counts 64 characters, that is stricter
     than needed. Long names keep apart: the hash is of the whole table name.
     """
-    schema, _, table = table_name.rpartition(".")
     name = f"{table}{suffix}"
     if len(name.encode()) > max_length:
         digest = hashlib.sha256(table.encode()).hexdigest()[:8]
         head = table.encode()[:max_length - len(suffix.encode()) - len(digest) - 1].decode(errors="ignore")
         name = f"{head}_{digest}{suffix}"
+    return name
+
+
+def staging_table_for(table_name: str, max_length: int, suffix: str = STAGING_SUFFIX) -> str:
+    """``schema.table`` -> ``schema.table<suffix>`` (a dotted name whose parts are as stored), see ``side_name``."""
+    schema, _, table = table_name.rpartition(".")
+    name = side_name(table, max_length, suffix)
     return f"{schema}.{name}" if schema else name
 
 
@@ -65,6 +72,10 @@ class StagedWriteMixin(DBHandler):
     """``write`` for a DB handler whose database can swap a table in atomically: ``class H(StagedWriteMixin,
     JDBCHandler)``. A handler sets ``max_identifier_length`` and implements ``swap``; it overrides
     ``target_exists`` when its statements depend on whether the target is there (asked right before the swap).
+
+    Every name here is resolved as the database stores it (``Dialect.resolve_name``: ``public.Orders`` is
+    ``public.orders`` in Postgres, as SyncMaster's worker writes it) and then always quoted, so the staging table,
+    the swap and the cleanup name exactly the tables the writer made, whatever their case or characters.
     """
 
     max_identifier_length: ClassVar[int]
@@ -79,11 +90,37 @@ class StagedWriteMixin(DBHandler):
         """Whether the target table exists now; None when ``swap`` does not need to know (the default)."""
         return None
 
+    @property
+    def target_parts(self) -> tuple[str, ...]:
+        """The target's name parts as the database stores them."""
+        return self.dialect.resolve_name(self.table_name)
+
+    @property
+    def target_sql(self) -> str:
+        return self.dialect.sql_name(self.target_parts)
+
+    def side_parts(self, suffix: str = STAGING_SUFFIX) -> tuple[str, ...]:
+        *schema, table = self.target_parts
+        return (*schema, side_name(table, self.max_identifier_length, suffix))
+
     def side_table(self, suffix: str = STAGING_SUFFIX) -> str:
-        return staging_table_for(self.table_name, self.max_identifier_length, suffix)
+        """The side table next to the target, quoted (for our statements and for the writer alike)."""
+        return self.dialect.sql_name(self.side_parts(suffix))
+
+    def drop_statement(self, table: str) -> str:
+        """``table`` is already a quoted SQL name here (``side_table``, ``target_sql``)."""
+        return f"DROP TABLE IF EXISTS {table}"
+
+    def schema_exists(self) -> bool | None:
+        """Whether the target's schema exists; None when the name has none (or the handler cannot tell)."""
+        return None
 
     def write(self, df: DataFrame) -> None:
         df = self.prepare_for_write(df)
+        if self.schema_exists() is False:
+            schema = ".".join(self.target_parts[:-1])
+            raise TargetError(f"the target schema {schema!r} does not exist in {self.describe} (the target "
+                              f"table {self.table_name!r}); create it, or name an existing one")
         staging = self.side_table()
         for suffix in self.leftover_suffixes:
             self.connection.execute(self.drop_statement(self.side_table(suffix)))

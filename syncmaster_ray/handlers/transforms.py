@@ -7,9 +7,10 @@ between quotes unescaped).
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from syncmaster_ray.errors import InvalidParamsError
 
@@ -28,6 +29,8 @@ BASE_OPERATORS = {
     "not_ilike": "NOT ILIKE",
 }
 VALUELESS = {"is_null", "is_not_null"}
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 # A SQL type name such as `varchar(10)`, `decimal(10, 2)`, `timestamp with time zone`, `text[]`: nothing else
 # may reach the CAST, which is pasted into the source database's query.
 _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]{0,63}(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$")
@@ -52,6 +55,56 @@ class Dialect:
     # How a single quote is written inside a literal. Spark SQL reads 'a''b' as two adjacent literals ("ab"), so
     # it needs a backslash there.
     quote_in_literal: str = "''"
+    # What the database does to an unquoted name: Postgres lowers its ASCII letters (and only those), Oracle
+    # raises them; MySQL keeps names as written.
+    fold_unquoted: Literal["lower", "upper"] | None = None
+
+    def resolve_name(self, name: str) -> tuple[str, ...]:
+        """The parts of a dotted table name as the database stores them: quoted parts exactly, unquoted ones
+        folded. SyncMaster's worker hands the name to Spark's JDBC writer as written, so ``public.Orders`` is the
+        Postgres table ``public.orders`` and ``public."Orders"`` is ``public.Orders``."""
+        parts: list[str] = []
+        position = 0
+        while True:
+            if name.startswith(self.quote, position):
+                part, position = self._quoted_part(name, position)
+            else:
+                end = name.find(".", position)
+                end = len(name) if end < 0 else end
+                part, position = self._fold(name[position:end].strip()), end
+            if not part:
+                raise InvalidParamsError(f"table name {name!r} has an empty part")
+            parts.append(part)
+            if position == len(name):
+                return tuple(parts)
+            if name[position] != ".":
+                raise InvalidParamsError(f"table name {name!r} has text after a quoted part")
+            position += 1
+
+    def _quoted_part(self, name: str, start: int) -> tuple[str, int]:
+        """The unquoted text of the quoted part at ``start`` and the position after it (a doubled quote is one)."""
+        pieces, position = [], start + 1
+        while True:
+            end = name.find(self.quote, position)
+            if end < 0:
+                raise InvalidParamsError(f"table name {name!r} has an unclosed {self.quote}")
+            if name.startswith(self.quote * 2, end):
+                pieces.append(name[position:end + 1])
+                position = end + 2
+                continue
+            pieces.append(name[position:end])
+            return "".join(pieces), end + 1
+
+    def _fold(self, part: str) -> str:
+        if self.fold_unquoted == "lower":
+            return part.translate(_ASCII_LOWER)
+        if self.fold_unquoted == "upper":
+            return part.translate(_ASCII_UPPER)
+        return part
+
+    def sql_name(self, parts: Iterable[str]) -> str:
+        """A resolved name, each part quoted: the same table whatever case or characters it has."""
+        return ".".join(self.quote_name(part) for part in parts)
 
     def quote_name(self, name: str) -> str:
         if self.backslash_escapes_in_names:
@@ -71,8 +124,9 @@ class Dialect:
         return f"{name} {self.regexp} {value}"
 
 
-POSTGRES = Dialect(quote='"', regexp="~", native_ilike=True)
-ORACLE = Dialect(quote='"', regexp="REGEXP_LIKE", native_ilike=False, regexp_template="REGEXP_LIKE({name}, {value})")
+POSTGRES = Dialect(quote='"', regexp="~", native_ilike=True, fold_unquoted="lower")
+ORACLE = Dialect(quote='"', regexp="REGEXP_LIKE", native_ilike=False, regexp_template="REGEXP_LIKE({name}, {value})",
+                 fold_unquoted="upper")
 # ClickHouse has ILIKE; REGEXP is its alias of match(). Backslash escapes work in its literals and quoted names.
 CLICKHOUSE = Dialect(
     quote='"', regexp="REGEXP", native_ilike=True, backslash_escapes_in_literals=True, backslash_escapes_in_names=True

@@ -31,6 +31,7 @@ MARIADB_USER = f"smr_badpw_{secrets.token_hex(3)}"
 MARIADB_PASSWORD = f"Right-{secrets.token_hex(6)}"
 WRONG_PASSWORD = f"Wrong-{secrets.token_hex(6)}"
 MISSING_TABLE = unique_table("missing")
+MISSING_SCHEMA = f"nope_{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ CASES = {
     "unknown connection type": BadInput("source_type_unknown", "unsupported_connection_type", ("nosuchdb",)),
     "missing source table": BadInput("source_table_missing", "source", (
         f"reading {MISSING_TABLE} from postgres connection", MISSING_TABLE.split(".")[1], "does not exist")),
+    "missing target schema": BadInput("target_schema_missing", "target", (
+        f"the target schema '{MISSING_SCHEMA}' does not exist in postgres connection",)),
     "unreachable host": BadInput("source_port_closed", "source", ("Connection is unavailable", "refused")),
     "wrong password": BadInput("mariadb_wrong_password", "source", ("Access denied", MARIADB_USER)),
     # A transfer author reaching for the node: the worker's Fernet key through reflection, a node file by path.
@@ -128,6 +131,8 @@ def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_d
                 catalog, app_env, "postgres", data, auth, secret_key=Fernet.generate_key().decode()).id},
             "source_params_list": lambda: {"source_params": ["postgres", source_table]},
             "source_table_missing": lambda: {"source_params": {"type": "postgres", "table_name": MISSING_TABLE}},
+            "target_schema_missing": lambda: {"target_params": {"type": "postgres",
+                                                                "table_name": f"{MISSING_SCHEMA}.orders"}},
             "source_params_mysql": lambda: {"source_params": {"type": "mysql", "table_name": "db.orders"}},
             "target_params_no_table": lambda: {"target_params": {"type": "postgres"}},
             "resources_text": lambda: {"resources": {"max_parallel_tasks": "lots", "cpu_cores_per_task": 1,

@@ -19,7 +19,7 @@ from tests.fixtures.hive_data import (
     write_in_progress,
 )
 from tests.fixtures.mysql_data import mariadb, mysql_fingerprint, postgres_fingerprint, table_exists, tables_like
-from tests.fixtures.postgres_data import ROWS_SQL, checksum, create_slow_view, create_source, unique_table
+from tests.fixtures.postgres_data import ROWS_SQL, checksum, create_slow_view, create_source, stored, unique_table
 from tests.fixtures.ray_cluster import spark_jvms
 from tests.fixtures.runs import ended, start_and_wait, wait_for
 from tests.integration.test_transfer_postgres import SLOW_EVERY, SLOW_PAUSE, SLOW_ROWS, connection_data
@@ -65,10 +65,11 @@ def test_incremental_runs_move_only_new_rows_and_a_full_run_resets_the_hwm(
     from syncmaster_ray.job.strategy import hwm_name
     from syncmaster_ray.settings import get_settings
 
-    source, target = unique_table("inc_src"), unique_table("inc_dst")
+    source, target_name = unique_table("inc_src"), unique_table("Inc_Dst_Таблица")
+    target = stored(target_name)  # appended into through the staging table of the same (folded) name
     create_source(data_db_url, source, rows=100)
     transfer = make_transfer(catalog, e2e_queue, pg, pg, {"type": "postgres", "table_name": source},
-                             {"type": "postgres", "table_name": target},
+                             {"type": "postgres", "table_name": target_name},
                              strategy={"type": "incremental", "increment_by": "Id"})
     store = PostgresHWMStore(sync_url=get_settings().database.sync_url)
     name = f"{transfer.id}_postgres_{source}"
@@ -134,7 +135,8 @@ def test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_repla
     from syncmaster_ray.handlers.mysql import staging_table_for
     from tests.integration.test_transfer_postgres import SLOW_EVERY, SLOW_PAUSE, SLOW_ROWS, stop_and_wait
 
-    table, source, name = unique_table("my_src"), unique_table("my_slow"), f"dst_{secrets.token_hex(4)}"
+    # A mixed-case, non-ASCII name: MySQL keeps it as written (the staging table, rename and cleanup must too).
+    table, source, name = unique_table("my_src"), unique_table("my_slow"), f"Dst_Ünï_{secrets.token_hex(4)}"
     target = f"{MYSQL_DB}.{name}"
     create_source(data_db_url, table, rows=SLOW_ROWS)
     with psycopg.connect(data_db_url, autocommit=True) as conn:  # MySQL TIMESTAMPs end in 2038
@@ -177,7 +179,7 @@ def test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_repla
 def test_mysql_incremental_run_appends_to_the_rows_already_there(
     repo, catalog, e2e_queue, pg, mysql, data_db_url, ray_head, celery_worker
 ):
-    source, name = unique_table("my_inc"), f"inc_{secrets.token_hex(4)}"
+    source, name = unique_table("my_inc"), f"Inc_Таблица_{secrets.token_hex(4)}"
     target = f"{MYSQL_DB}.{name}"
     create_source(data_db_url, source, rows=100)
     transfer = make_transfer(catalog, e2e_queue, pg, mysql, {"type": "postgres", "table_name": source},

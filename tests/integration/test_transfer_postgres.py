@@ -19,6 +19,7 @@ from tests.fixtures.postgres_data import (  # noqa: F401  (re-exported for the o
     create_slow_view,
     create_source,
     relation_bytes,
+    stored,
     table_exists,
     unique_table,
 )
@@ -89,9 +90,11 @@ def job_info(dashboard_url: str, submission_id: str) -> dict:
 def test_transfer_copies_every_row_and_reports_finished(
     executors, repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, app_env
 ):
-    source, target = unique_table("src"), unique_table("dst")
+    # A mixed-case, non-ASCII target name, as SyncMaster accepts it: the table is the one Postgres makes of it.
+    source, target_name = unique_table("src"), unique_table("Dst_Ünï")
+    target = stored(target_name)
     create_source(data_db_url, source, rows=5000)
-    transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target, executors=executors)
+    transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target_name, executors=executors)
 
     run = start_and_wait(repo, transfer, e2e_queue.slug)
 
@@ -151,15 +154,18 @@ def test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_repl
     from syncmaster_ray.cli.run import send_run_task
     from syncmaster_ray.handlers.postgres import staging_table_for
 
-    table, source, target = unique_table("src"), unique_table("slow"), unique_table("dst")
+    # The target named in mixed case (the table Postgres keeps is lowercase): the staging table, the swap and
+    # the cleanup must all find the tables the writer made.
+    table, source, target_name = unique_table("src"), unique_table("slow"), unique_table("Dst_Mixed")
+    target = stored(target_name)
     create_source(data_db_url, table, rows=SLOW_ROWS)
     create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)
     create_source(data_db_url, target, rows=50)
     before = checksum(data_db_url, target, lowercase=False)
-    transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target)
+    transfer = make_transfer(catalog, e2e_queue, pg_connections, source, target_name)
     run = repo.create_run(transfer.id)
     send_run_task(run.id, e2e_queue.slug)
-    staging = staging_table_for(target)
+    staging = staging_table_for(target_name)
     # Mid-write for real: the staging table holds rows (written, not committed yet), and the source is not done.
     # (A target touched before that fails at once below: the write did not go through the staging table.)
     written = wait_for(lambda: relation_bytes(data_db_url, staging) or target_changed(data_db_url, target, before),
@@ -184,7 +190,8 @@ def test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_repl
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 60, "every Spark JVM to exit")
     # The next run into the target (from the table itself, not slowly) clears what the stopped one left and
     # replaces the target in one step.
-    again = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, table, target), e2e_queue.slug)
+    again = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg_connections, table, target_name),
+                           e2e_queue.slug)
     assert again.status == "FINISHED", repo.get_record(again.id).reason
     assert checksum(data_db_url, target, lowercase=True) == checksum(data_db_url, table, lowercase=False)
     assert not table_exists(data_db_url, staging)

@@ -776,22 +776,28 @@ def test_mysql_side_tables_fit_mysql_64_character_names():
     table = "t" * 51  # 51 + 13 = 64: still fits MySQL, one byte too many for Postgres
     assert staging_table_for(f"shop.{table}") == f"shop.{table}__smr_staging"
     handler = build(connection("mysql"), role="target", table_name=f"shop.{table}")
-    assert handler.side_table() == f"shop.{table}__smr_staging"
-    assert len(handler.side_table("__smr_old").split(".")[1]) <= 64
+    assert handler.side_table() == f"`shop`.`{table}__smr_staging`"
+    assert len(handler.side_parts("__smr_old")[1]) <= 64
 
 
 def test_postgres_full_run_swaps_the_staging_table_for_the_target_in_one_statement():
+    """``sales.Orders`` is the table ``sales.orders`` (Postgres folds the unquoted name's ASCII letters, as it does
+    for SyncMaster's worker, whose writer passes the name as written); other letters keep their case."""
     handler = build(connection("postgres"), role="target", table_name="sales.Orders")
-    swap = handler.swap("sales.Orders__smr_staging", ["id", "name"], target_exists=None)
-    assert swap.commit == ('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."Orders"; '
-                           'ALTER TABLE "sales"."Orders__smr_staging" RENAME TO "Orders"; END $smr$')
+    swap = handler.swap(handler.side_table(), ["id", "name"], target_exists=None)
+    assert swap.commit == ('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."orders"; '
+                           'ALTER TABLE "sales"."orders__smr_staging" RENAME TO "orders"; END $smr$')
+    unicode = build(connection("postgres"), role="target", table_name="Продажи.Orders_Ü")
+    assert unicode.swap(unicode.side_table(), ["id"], target_exists=None).commit == (
+        'DO $smr$ BEGIN DROP TABLE IF EXISTS "Продажи"."orders_Ü"; '
+        'ALTER TABLE "Продажи"."orders_Ü__smr_staging" RENAME TO "orders_Ü"; END $smr$')
     assert swap.cleanup == ()
     assert handler.leftover_suffixes == ("__smr_staging",)
 
 
 def test_postgres_append_inserts_from_the_staging_table_then_drops_it():
     handler = appending(build(connection("postgres"), role="target", table_name="sales.orders"))
-    swap = handler.swap("sales.orders__smr_staging", ["id", "we\"ird"], target_exists=None)
+    swap = handler.swap(handler.side_table(), ["id", "we\"ird"], target_exists=None)
     assert swap.commit == ('DO $smr$ BEGIN INSERT INTO "sales"."orders" ("id", "we""ird") SELECT "id", "we""ird" '
                            'FROM "sales"."orders__smr_staging"; DROP TABLE "sales"."orders__smr_staging"; END $smr$')
     assert swap.cleanup == ()
@@ -799,7 +805,7 @@ def test_postgres_append_inserts_from_the_staging_table_then_drops_it():
 
 def test_mysql_full_run_renames_target_and_staging_in_one_statement_then_drops_the_old_table():
     handler = build(connection("mysql"), role="target", table_name="shop.Orders")
-    swap = handler.swap("shop.Orders__smr_staging", ["id", "name"], target_exists=True)
+    swap = handler.swap(handler.side_table(), ["id", "name"], target_exists=True)
     assert swap.commit == ("RENAME TABLE `shop`.`Orders` TO `shop`.`Orders__smr_old`, "
                            "`shop`.`Orders__smr_staging` TO `shop`.`Orders`")
     assert swap.cleanup == ("DROP TABLE IF EXISTS `shop`.`Orders__smr_old`",)
@@ -812,14 +818,14 @@ def test_mysql_without_a_target_renames_the_staging_table_to_it(appends):
     handler = build(connection("mysql"), role="target", table_name="shop.orders")
     if appends:
         appending(handler)
-    swap = handler.swap("shop.orders__smr_staging", ["id"], target_exists=False)
+    swap = handler.swap(handler.side_table(), ["id"], target_exists=False)
     assert swap.commit == "RENAME TABLE `shop`.`orders__smr_staging` TO `shop`.`orders`"
     assert swap.cleanup == ()
 
 
 def test_mysql_append_inserts_from_the_staging_table_in_one_statement_then_drops_it():
     handler = appending(build(connection("mysql"), role="target", table_name="shop.orders"))
-    swap = handler.swap("shop.orders__smr_staging", ["id", "we`ird"], target_exists=True)
+    swap = handler.swap(handler.side_table(), ["id", "we`ird"], target_exists=True)
     assert swap.commit == ("INSERT INTO `shop`.`orders` (`id`, `we``ird`) SELECT `id`, `we``ird` "
                            "FROM `shop`.`orders__smr_staging`")
     assert swap.cleanup == ("DROP TABLE IF EXISTS `shop`.`orders__smr_staging`",)
@@ -894,8 +900,10 @@ def test_mysql_write_drops_leftovers_then_writes_staging_then_swaps(fake_writer)
     conn = FakeConnection(exists=True)
     mysql_target(conn).write(FakeDataFrame(["Id", "Name"]))
 
-    assert fake_writer.written == [("shop.orders__smr_staging", {"if_exists": "replace_entire_table"}, ["id", "name"])]
+    assert fake_writer.written == [("`shop`.`orders__smr_staging`", {"if_exists": "replace_entire_table"},
+                                    ["id", "name"])]
     assert conn.statements == [
+        "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'shop'",
         "DROP TABLE IF EXISTS `shop`.`orders__smr_staging`",
         "DROP TABLE IF EXISTS `shop`.`orders__smr_old`",
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'shop' AND table_name = 'orders'",
@@ -938,10 +946,11 @@ def test_postgres_write_uses_the_same_staged_write(fake_writer, monkeypatch):
     handler = build(connection("postgres"), role="target", table_name="sales.orders")
     handler.connection = conn
     handler.write(FakeDataFrame(["ID"]))
-    assert fake_writer.written == [("sales.orders__smr_staging", {"if_exists": "replace_entire_table"}, ["id"])]
-    assert conn.statements[0] == 'DROP TABLE IF EXISTS "sales"."orders__smr_staging"'
-    assert conn.statements[1].startswith('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."orders"')
-    assert len(conn.statements) == 2  # Postgres needs no existence check and no cleanup
+    assert fake_writer.written == [('"sales"."orders__smr_staging"', {"if_exists": "replace_entire_table"}, ["id"])]
+    assert conn.statements[0] == "SELECT COUNT(*) FROM pg_namespace WHERE nspname = 'sales'"
+    assert conn.statements[1] == 'DROP TABLE IF EXISTS "sales"."orders__smr_staging"'
+    assert conn.statements[2].startswith('DO $smr$ BEGIN DROP TABLE IF EXISTS "sales"."orders"')
+    assert len(conn.statements) == 3  # Postgres needs no target existence check and no cleanup
     assert handler.metrics["write_path"] == "jdbc"
 
 
@@ -963,8 +972,9 @@ def test_postgres_copy_path_creates_the_staging_table_empty_then_copies_into_it(
     handler = build(connection("postgres"), role="target", table_name="sales.orders")
     handler.connection = FakeConnection()
     handler.write(Frame(["ID"]))
-    assert fake_writer.written == [("sales.orders__smr_staging", {"if_exists": "replace_entire_table"}, ["id[:0]"])]
-    assert copied == [({"host": "db"}, "sales.orders__smr_staging")]
+    assert fake_writer.written == [('"sales"."orders__smr_staging"', {"if_exists": "replace_entire_table"},
+                                    ["id[:0]"])]
+    assert copied == [({"host": "db"}, '"sales"."orders__smr_staging"')]
     assert handler.metrics == {"write_path": "copy", "rows_written": 7}
 
 
@@ -1014,3 +1024,37 @@ def test_mysql_local_infile_and_deserialization_stay_off_whatever_the_params_say
     extra = build(connection("mysql", data=data)).connection_kwargs()["extra"]
     assert extra == {"useSSL": "false", "allowLocalInfile": "false", "allowLoadLocalInfile": "false",
                      "allowUrlInLocalInfile": "false", "autoDeserialize": "false"}
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_a_target_schema_that_does_not_exist_fails_naming_it_before_anything_is_written(fake_writer, kind):
+    from syncmaster_ray.errors import TargetError
+
+    conn = FakeConnection(exists=False)
+    handler = build(connection(kind), role="target", table_name="nope.orders")
+    handler.connection = conn
+    with pytest.raises(TargetError) as refused:
+        handler.write(FakeDataFrame(["id"]))
+    assert "the target schema 'nope' does not exist" in refused.value.reason
+    assert fake_writer.written == [] and len(conn.statements) == 1  # only the check
+
+
+@pytest.mark.parametrize(("name", "parts"), [
+    ("public.Acc_Mixed_Case", ("public", "acc_mixed_case")),
+    ('"public"."Acc_Mixed_Case"', ("public", "Acc_Mixed_Case")),
+    ("public.Таблица_U", ("public", "Таблица_u")),  # only ASCII letters fold, as in Postgres
+    ('public."a.b""c"', ("public", 'a.b"c')),
+    ("Orders", ("orders",)),
+])
+def test_postgres_names_resolve_as_postgres_stores_them(name, parts):
+    from syncmaster_ray.handlers import transforms
+
+    assert transforms.POSTGRES.resolve_name(name) == parts
+
+
+@pytest.mark.parametrize("name", ['public."open', 'public."a"x', "public..t", ""])
+def test_malformed_table_names_are_invalid_params(name):
+    from syncmaster_ray.handlers import transforms
+
+    with pytest.raises(InvalidParamsError):
+        transforms.POSTGRES.resolve_name(name)
