@@ -42,16 +42,21 @@ def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:
-        dashboard, lines = None, []
+        dashboard, client_env, lines = None, {}, []
         deadline = time.monotonic() + 300
-        while dashboard is None and time.monotonic() < deadline:
+        while "Ctrl-C stops them" not in "".join(lines[-1:]) and time.monotonic() < deadline:
             line = process.stdout.readline()
             assert line or process.poll() is None, "".join(lines)
             lines.append(line)
-            match = re.search(r"Jobs API: (http://\S+)", line)
-            dashboard = match[1] if match else None
+            if match := re.search(r"Jobs API: (http://\S+)", line):
+                dashboard = match[1]
+            if match := re.match(r"clients need (\w+)=(\S+)", line):
+                client_env[match[1]] = match[2]
         assert dashboard, "".join(lines)
-        request = urllib.request.Request(f"{dashboard}/api/v0/nodes?detail=1", headers=dashboard_auth_headers())
+        # Token authentication by default, with the helper's own token in a file it names for clients.
+        assert client_env.get("RAY_AUTH_MODE") == "token" and "RAY_AUTH_TOKEN_PATH" in client_env, lines
+        request = urllib.request.Request(f"{dashboard}/api/v0/nodes?detail=1",
+                                         headers=dashboard_auth_headers(client_env))
         with urllib.request.urlopen(request, timeout=30) as response:
             nodes = [n for n in json.load(response)["data"]["result"]["result"] if n["state"] == "ALIVE"]
         assert sorted(n["resources_total"]["CPU"] for n in nodes) == [1, 2, 2]
