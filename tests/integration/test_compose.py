@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
 from syncmaster_ray.db.repository import queue_slug
 from syncmaster_ray.settings import AppSettings
@@ -70,7 +72,7 @@ COMPOSE_CLIS = find_compose_clis()
 
 def clean_env() -> dict[str, str]:
     """The test's environment without anything compose would interpolate instead of the env file."""
-    prefixes = ("SYNCMASTER", "POSTGRES_", "RABBITMQ_", "COMPOSE_")
+    prefixes = ("SYNCMASTER", "POSTGRES_", "RABBITMQ_", "COMPOSE_", "RAY_AUTH")
     return {name: value for name, value in os.environ.items() if not name.upper().startswith(prefixes)}
 
 
@@ -109,8 +111,12 @@ def env_of(service: dict) -> dict[str, str]:
 
 
 def argv_of(service: dict) -> list[str]:
+    """The service's command; for a Ray node, the `ray start` that `syncmaster-ray node exec ... --` runs."""
     command = service.get("command") or []
-    return shlex.split(command) if isinstance(command, str) else [str(token) for token in command]
+    argv = shlex.split(command) if isinstance(command, str) else [str(token) for token in command]
+    if argv[:3] == ["syncmaster-ray", "node", "exec"] and "--" in argv:
+        return argv[argv.index("--") + 1:]
+    return argv
 
 
 def ports_of(service: dict) -> list[tuple[str, int, int]]:
@@ -166,11 +172,13 @@ def test_worker_and_ray_nodes_have_the_required_settings_and_agree(services, mon
     for name, environment in environments.items():
         missing = [n for n in REQUIRED if not environment.get(n)]
         assert not missing, f"{name} lacks {missing}"
-        # The settings our code builds from exactly this environment are valid (URL schemes, Fernet key, JSON jars).
+        # The settings our code builds from exactly this environment are valid (URL schemes, JSON jars) once its
+        # public example secrets are replaced (unchanged, they are refused: tests/unit/test_cluster_files.py).
         for variable in list(os.environ):
-            if variable.upper().startswith("SYNCMASTER"):
+            if variable.upper().startswith(("SYNCMASTER", "RAY_AUTH")):
                 monkeypatch.delenv(variable)
-        for variable, value in environment.items():
+        for variable, value in {**environment, "SYNCMASTER__ENCRYPTION__SECRET_KEY": Fernet.generate_key().decode(),
+                                "RAY_AUTH_TOKEN": secrets.token_hex(32)}.items():
             monkeypatch.setenv(variable, value)
         assert AppSettings().secret_key
     worker = environments["worker"]
@@ -260,6 +268,7 @@ def test_ray_head_publishes_the_ports_its_command_opens(services):
     head = services["ray-head"]
     flags = command_flags(argv_of(head))
     assert argv_of(head)[:3] == ["ray", "start", "--head"] and "--block" in flags
+    assert head["command"].startswith("syncmaster-ray node exec --dir /run/syncmaster-ray -- ray start")
     assert flags["--dashboard-host"] == "0.0.0.0", "the dashboard must listen beyond the container's loopback"
     assert (flags["--port"], flags["--dashboard-port"]) == ("6379", "8265")
     opened = {int(flags[name]) for name in ("--port", "--dashboard-port", "--metrics-export-port",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from syncmaster_ray.ray_client import dashboard_auth_headers
 from tests.fixtures.file_servers import ONETL_PASSWORD, S3_SECRET_KEY
 from tests.fixtures.postgres_data import CONNECTION_PASSWORD, create_source, unique_table
 from tests.fixtures.ray_cluster import session_command_lines, session_environments, state_api_texts
@@ -49,7 +50,8 @@ def one_run_at_least(repo, catalog, e2e_queue, pg_connections, data_db_url, ray_
 
 
 def get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=60) as response:
+    request = urllib.request.Request(url, headers=dashboard_auth_headers())  # the session's heads need the token
+    with urllib.request.urlopen(request, timeout=60) as response:
         return json.load(response)
 
 
