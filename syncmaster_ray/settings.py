@@ -221,6 +221,24 @@ class SparkSettings(BaseModel):
         '`{"prod": {"host": "nn1.example", "webhdfs_port": 9870, "ipc_port": 8020, "kerberos": true}}`. '
         "Clusters not listed here are resolved by whatever onETL hooks plugins the Ray nodes have, with Kerberos.",
     )
+    driver_jvm_options: str = Field(
+        default="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        description="JVM options of each run's Spark driver, after the operator's `spark.driver.extraJavaOptions`."
+        " The driver plans and coordinates; rows never pass through it (executors read and write them), so C1 "
+        "code and the serial collector do, for a fraction of the start-up CPU (docs/jvm-options.md).",
+    )
+    executor_jvm_options: str = Field(
+        default="-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 "
+                "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000",
+        description="JIT options of each executor, after the operator's `spark.executor.extraJavaOptions`: C2 "
+        "compiles only the row loops that run long enough to pay for it, not Spark's start-up code. Executors of "
+        "at most EXECUTOR_SERIAL_GC_MAX_MB memory also get the serial collector, unless the operator chose a "
+        "collector (docs/jvm-options.md).",
+    )
+    executor_serial_gc_max_mb: int = Field(
+        default=2048, ge=0, description="Executors with at most this much memory use the serial collector "
+        "(-XX:+UseSerialGC): on small heaps its pauses are short and it spends far less CPU than G1. 0: never.",
+    )
     master_jvm_options: str = Field(
         default="-XX:MaxRAMPercentage=10 -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto",
         description="JVM options of RayDP's short-lived master JVMs. Never put -Xmx here: RayDP appends these "

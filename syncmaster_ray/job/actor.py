@@ -200,7 +200,8 @@ class TransferActor:
 
         resources = shape.resources
         archive = DriverArchive.plan(settings.spark.class_data_sharing_dir,
-                                     archive_key(existing_jars(settings.spark.jars), list(shape.maven_packages)))
+                                     archive_key(existing_jars(settings.spark.jars), list(shape.maven_packages),
+                                                 settings.spark.driver_jvm_options))
         # Python workers of the executors (the Postgres COPY path) run this interpreter, which has our deps.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         started = time.monotonic()
@@ -220,6 +221,7 @@ class TransferActor:
                     maven_excludes=list(shape.maven_excludes),
                     driver_memory_mb=settings.ray.driver_memory_bytes // (1024 * 1024),
                     parallelism=resources.max_parallel_tasks * resources.cpu_cores_per_task,
+                    executor_memory_mb=resources.executor_memory_mb,
                     driver_java_options=archive.java_options,
                 ),
             )

@@ -27,15 +27,17 @@ _AGENT_FLAGS = "-XX:+UnlockDiagnosticVMOptions -XX:+AllowArchivingWithJavaAgent"
 STALE_LOCK_SECONDS = 600
 
 
-def archive_key(jars: list[str], maven_packages: list[str]) -> str:
+def archive_key(jars: list[str], maven_packages: list[str], jvm_options: str = "") -> str:
     """Changes whenever the driver's classpath may: Java, Python packages and where they are installed (their
     jars are on the classpath: two venvs on one node must not share an archive, the JVM refuses it), jars (path,
-    size, mtime)."""
+    size, mtime); and with the driver's JVM options (an archive dumped under one collector is a poorer fit for
+    another)."""
     import pyspark
     import raydp
 
-    parts = [sys.version, pyspark.__version__, raydp.__version__, _java_identity(), *sorted(maven_packages),
-             os.path.dirname(os.path.realpath(pyspark.__file__)), os.path.dirname(os.path.realpath(raydp.__file__))]
+    parts = [sys.version, pyspark.__version__, raydp.__version__, _java_identity(), jvm_options,
+             *sorted(maven_packages), os.path.dirname(os.path.realpath(pyspark.__file__)),
+             os.path.dirname(os.path.realpath(raydp.__file__))]
     for jar in jars:
         stat = os.stat(jar)
         parts.append(f"{jar}:{stat.st_size}:{int(stat.st_mtime)}")
@@ -77,7 +79,9 @@ class DriverArchive:
         if not _take_lock(lock):
             return cls()  # another run is dumping it right now
         part = root / f"driver-{key}.{os.getpid()}.part"
-        dump = f"{_AGENT_FLAGS} -XX:ArchiveClassesAtExit={part}"
+        # Dumping warns about every class it cannot archive (signed jars, old class files): thousands of lines
+        # that would bury the run's own log.
+        dump = f"{_AGENT_FLAGS} -XX:ArchiveClassesAtExit={part} -Xlog:cds=off -Xlog:cds+dynamic=off"
         return cls(path=path, dumping_to=part, lock=lock, java_options=dump)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 from syncmaster_ray.settings import SparkSettings
@@ -24,12 +25,15 @@ def spark_configs(
     maven_packages: list[str],
     driver_memory_mb: int,
     parallelism: int,
+    executor_memory_mb: int = 1024,
     maven_excludes: list[str] | None = None,
     driver_java_options: str = "",
 ) -> dict[str, str]:
     """Everything we pass as RayDP ``configs``: operator extras first, then ours."""
     jars = existing_jars(settings.jars)
     timezone_flag = "-Duser.timezone=UTC"
+    operator_driver = settings.extra_config.get("spark.driver.extraJavaOptions")
+    operator_executor = settings.extra_config.get("spark.executor.extraJavaOptions")
     configs: dict[str, Any] = {
         **settings.extra_config,
         "spark.sql.pyspark.jvmStacktrace.enabled": "true",
@@ -41,10 +45,13 @@ def spark_configs(
         "spark.sql.shuffle.partitions": str(max(parallelism, 1)),
         "spark.driver.memory": f"{driver_memory_mb}m",
         # Operators' JVM options are kept; ours are appended.
-        "spark.driver.extraJavaOptions": _join(settings.extra_config.get("spark.driver.extraJavaOptions"),
-                                               timezone_flag, driver_java_options),
-        "spark.executor.extraJavaOptions": _join(settings.extra_config.get("spark.executor.extraJavaOptions"),
-                                                 timezone_flag),
+        "spark.driver.extraJavaOptions": _join(operator_driver, timezone_flag,
+                                               _unless_collector_chosen(settings.driver_jvm_options, operator_driver),
+                                               driver_java_options),
+        "spark.executor.extraJavaOptions": _join(operator_executor, timezone_flag, settings.executor_jvm_options,
+                                                 _unless_collector_chosen(
+                                                     executor_collector(settings, executor_memory_mb),
+                                                     operator_executor)),
         # RayDP's master JVMs have no heap cap by default (25 % of RAM each); these options are also appended to
         # the driver's, so they must never contain -Xmx (stack-notes pitfall 3).
         "spark.ray.raydp_app_master.extraJavaOptions": settings.master_jvm_options,
@@ -60,6 +67,22 @@ def spark_configs(
         if maven_excludes:
             configs["spark.jars.excludes"] = ",".join(maven_excludes)
     return {key: str(value) for key, value in configs.items()}
+
+
+def executor_collector(settings: SparkSettings, executor_memory_mb: int) -> str:
+    """The serial collector for small executors (see ``SparkSettings.executor_serial_gc_max_mb``), else none."""
+    return "-XX:+UseSerialGC" if executor_memory_mb <= settings.executor_serial_gc_max_mb else ""
+
+
+def _unless_collector_chosen(ours: str, operators: str | None) -> str:
+    """``ours`` without its collector flag when the operator's options choose one (two make the JVM refuse to
+    start)."""
+    if not operators or not _COLLECTOR.search(operators):
+        return ours
+    return " ".join(flag for flag in ours.split() if not _COLLECTOR.fullmatch(flag))
+
+
+_COLLECTOR = re.compile(r"-XX:\+Use\w*GC")
 
 
 def _join(*options: str | None) -> str:
