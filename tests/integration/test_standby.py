@@ -19,7 +19,8 @@ from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spar
 from tests.fixtures.runs import start_and_wait, wait_for
 from tests.integration.test_transfer_postgres import make_transfer
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(1500)]
+# Standbys are an opt-in setting (off by default) with unit twins (tests/unit/test_standby.py): the long tier.
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.long, pytest.mark.timeout(1500)]
 
 
 def standby_actors(head: LocalRayHead) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from syncmaster_ray.cli.run import send_run_task
-from tests.fixtures.postgres_data import checksum, create_source, unique_table
+from tests.fixtures.postgres_data import checksum, create_slow_view, create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for
 from tests.integration.test_transfer_postgres import make_transfer
 
@@ -35,8 +35,11 @@ def test_status_shows_capacity_waiting_executing_and_failures_and_runs_queue_for
         connection.execute(text("UPDATE transfer SET target_params = CAST(:params AS json) WHERE id = :id"),
                            {"params": '{"type": "postgres"}', "id": refused.id})
     failed = start_and_wait(repo, refused, e2e_queue.slug)
-    source = unique_table("st_src")
-    create_source(data_db_url, source, rows=300_000)
+    # A source that streams for about 6 s whatever the machine's speed (a pause every 2000 rows), so the big run
+    # is still copying while status is asked, without copying many rows.
+    table, source = unique_table("st_src"), unique_table("st_slow")
+    create_source(data_db_url, table, rows=40_000)
+    create_slow_view(data_db_url, source, table, every=2000, pause_seconds=0.3)
     # 3 of the session head's 4 CPUs, then 2 more: the second waits for the first.
     big = make_transfer(catalog, e2e_queue, pg_connections, source, unique_table("st_big"), executors=2)
     small = make_transfer(catalog, e2e_queue, pg_connections, source, unique_table("st_small"))
@@ -73,4 +76,4 @@ def test_status_shows_capacity_waiting_executing_and_failures_and_runs_queue_for
     print(f"capacity wait of the run placed second: {second['capacity_wait_seconds']:.1f} s")
     for transfer in (big, small):
         assert checksum(data_db_url, transfer.target_params["table_name"], lowercase=True) == checksum(
-            data_db_url, source, lowercase=False)
+            data_db_url, table, lowercase=False)
