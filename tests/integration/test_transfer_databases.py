@@ -168,11 +168,14 @@ def test_mysql_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_repla
     assert mariadb(f"SELECT * FROM {target} ORDER BY id; CHECKSUM TABLE {target}") == before
     print(f"stopped with {written} of {SLOW_ROWS} rows written; stop request -> STOPPED: {latency:.1f} s")
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 60, "every Spark JVM to exit")
-    # The next run into the target drops what the stopped one left and renames its own staging table in.
-    again = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg, mysql, {"type": "postgres", "table_name": table},
+    # The next run into the target (from a small table: the rows it copies are not the point) drops what the
+    # stopped one left and renames its own staging table in.
+    small = unique_table("my_small")
+    create_source(data_db_url, small, rows=1000)
+    again = start_and_wait(repo, make_transfer(catalog, e2e_queue, pg, mysql, {"type": "postgres", "table_name": small},
                                                {"type": "mysql", "table_name": target}), e2e_queue.slug)
     assert_finished(repo, again)
-    assert mysql_fingerprint(target) == postgres_fingerprint(data_db_url, table)
+    assert mysql_fingerprint(target) == postgres_fingerprint(data_db_url, small)
     assert tables_like(MYSQL_DB, name) == [name]  # neither __smr_staging nor __smr_old is left
 
 

@@ -19,7 +19,8 @@ sftp      csv.gz, 3 files over old files of those names, one of them a directory
           they were
 ========  =====================================  ==================================================================
 
-17 runs in all. xml and excel round trips skip unless their jar is configured. Two more tests run handlers in a
+17 runs in all; the CI tier's write legs are sent at once, as a burst (``write_legs``), and each test waits for its own.
+xml and excel round trips skip unless their jar is configured. Two more tests run handlers in a
 local Spark session instead (no Ray): the direct mode of s3/hdfs, which Spark cannot use here, and the HWM of a
 staged incremental read, saved only when the transfer succeeds.
 """
@@ -120,7 +121,9 @@ class Files:
 
     def run(self, transfer: Any) -> tuple[Any, Any]:
         """Run to the end; FINISHED, with the run's temp dir gone and no secret in what Ray keeps."""
-        run = start_and_wait(self.repo, transfer, self.queue.slug)
+        return self.finished(start_and_wait(self.repo, transfer, self.queue.slug))
+
+    def finished(self, run: Any) -> tuple[Any, Any]:
         record = self.repo.get_record(run.id)
         assert run.status == "FINISHED", record.reason if record else None
         assert list(Path(tempfile.gettempdir()).glob(f"{record.submission_id}_*")) == []  # the actor's work dir
@@ -171,15 +174,42 @@ def listing(client: Any, directory: str) -> tuple[set[str], set[str]]:
     return set(), set()
 
 
-def write_leg(files: Files, protocol: str, source_table: str, file_format: dict, extension: str, *,
-              executors: int = 1, name: str = "out") -> tuple[str, Any, set[str]]:
-    """postgres -> files; checks the file names against the template and that the staging dir is gone."""
+@dataclass(frozen=True)
+class WriteLeg:
+    """A postgres -> files run sent and not waited for yet."""
+
+    protocol: str
+    directory: str
+    run_id: int
+    executors: int
+    extension: str
+
+
+def launch_write(files: Files, protocol: str, source_table: str, file_format: dict, extension: str, *,
+                 executors: int = 1, name: str = "out") -> WriteLeg:
+    from syncmaster_ray.cli.run import send_run_task
+
     directory = files.directory(protocol, name)
     transfer = files.transfer(
         pg_params(source_table), file_params(protocol, directory, file_format, file_name_template=TEMPLATE),
         executors=executors,
     )
-    run, record = files.run(transfer)
+    run = files.repo.create_run(transfer.id)
+    send_run_task(run.id, files.queue.slug)
+    return WriteLeg(protocol, directory, run.id, executors, extension)
+
+
+def write_leg(files: Files, protocol: str, source_table: str, file_format: dict, extension: str, *,
+              executors: int = 1, name: str = "out") -> tuple[str, Any, set[str]]:
+    """postgres -> files, waited for; see ``finish_write``."""
+    return finish_write(files, launch_write(files, protocol, source_table, file_format, extension,
+                                            executors=executors, name=name))
+
+
+def finish_write(files: Files, leg: WriteLeg) -> tuple[str, Any, set[str]]:
+    """The write leg's end: FINISHED, file names as the template says, the staging dir gone."""
+    directory, protocol, executors, extension = leg.directory, leg.protocol, leg.executors, leg.extension
+    run, record = files.finished(wait_for_end(files.repo, leg.run_id))
     client = files.client(protocol)
     try:
         names, dirs = listing(client, directory)
@@ -190,6 +220,19 @@ def write_leg(files: Files, protocol: str, source_table: str, file_format: dict,
     finally:
         client.close()
     return directory, run, names
+
+
+@pytest.fixture(scope="module")
+def write_legs(files, source_table) -> dict[str, WriteLeg]:
+    """Every CI write leg sent at once, as a schedule firing sends a burst: each test waits for its own, while
+    the worker runs the others (two at a time here), and then runs its read leg."""
+    return {
+        "sftp": launch_write(files, "sftp", source_table, CSV, "csv.gz"),
+        "ftp": launch_write(files, "ftp", source_table, JSONLINE, "jsonl"),
+        "ftps": launch_write(files, "ftps", source_table, ORC, "zlib.orc"),
+        "samba": launch_write(files, "samba", source_table, CSV, "csv.gz", executors=2),
+        "s3": launch_write(files, "s3", source_table, CSV, "csv.gz"),
+    }
 
 
 def read_leg(files: Files, protocol: str, directory: str, file_format: dict, target_table: str, **kwargs: Any):
@@ -219,8 +262,8 @@ def table_ident(table: str) -> sql.Identifier:
 # --- one pair of legs per protocol -------------------------------------------------------------------------------
 
 
-def test_sftp_csv_with_header_then_read_with_df_schema(files, source_table):
-    directory, _, _ = write_leg(files, "sftp", source_table, CSV, "csv.gz")
+def test_sftp_csv_with_header_then_read_with_df_schema(files, source_table, write_legs):
+    directory, _, _ = finish_write(files, write_legs["sftp"])
     target = unique_table("files_sftp")
 
     _, _, record = read_leg(files, "sftp", directory, CSV, target, source_extra={"df_schema": DF_SCHEMA})
@@ -229,8 +272,8 @@ def test_sftp_csv_with_header_then_read_with_df_schema(files, source_table):
     assert_same_rows(files, source_table, target)
 
 
-def test_ftp_jsonline_then_read_with_rows_and_columns_filters(files, source_table):
-    directory, _, _ = write_leg(files, "ftp", source_table, JSONLINE, "jsonl")
+def test_ftp_jsonline_then_read_with_rows_and_columns_filters(files, source_table, write_legs):
+    directory, _, _ = finish_write(files, write_legs["ftp"])
     target = unique_table("files_ftp")
     transformations = [
         {"type": "dataframe_rows_filter", "filters": [
@@ -258,8 +301,8 @@ def test_ftp_jsonline_then_read_with_rows_and_columns_filters(files, source_tabl
     assert got == expected
 
 
-def test_ftps_orc_then_sql_transformation_on_the_file_source(files, source_table):
-    directory, _, _ = write_leg(files, "ftps", source_table, ORC, "zlib.orc")
+def test_ftps_orc_then_sql_transformation_on_the_file_source(files, source_table, write_legs):
+    directory, _, _ = finish_write(files, write_legs["ftps"])
     target = unique_table("files_ftps")
     query = ("SELECT Id AS id, Name AS name, amount * 2 AS double_amount, day FROM source "
              "WHERE is_active AND Id % 10 = 0")
@@ -285,8 +328,8 @@ def test_webdav_parquet_round_trip(files, source_table):
     assert_same_rows(files, source_table, target)
 
 
-def test_samba_two_files_then_incremental_by_file_name_reads_only_new_files(files, source_table):
-    directory, _, names = write_leg(files, "samba", source_table, CSV, "csv.gz", executors=2)
+def test_samba_two_files_then_incremental_by_file_name_reads_only_new_files(files, source_table, write_legs):
+    directory, _, names = finish_write(files, write_legs["samba"])
     assert len(names) == 2
     target = unique_table("files_samba")
     incremental = {"type": "incremental", "increment_by": "file_name"}
@@ -313,8 +356,8 @@ def test_samba_two_files_then_incremental_by_file_name_reads_only_new_files(file
     assert count == ROWS + 3 + new_rows
 
 
-def test_s3_csv_then_file_metadata_filter_skips_other_files(files, source_table):
-    directory, _, _ = write_leg(files, "s3", source_table, CSV, "csv.gz")
+def test_s3_csv_then_file_metadata_filter_skips_other_files(files, source_table, write_legs):
+    directory, _, _ = finish_write(files, write_legs["s3"])
     client = files.client("s3")
     try:
         # Neither may be read: reading them would add garbage rows or fail on a truncated gzip stream.
