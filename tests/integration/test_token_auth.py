@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from syncmaster_ray.local_cluster import GiB, LocalCeleryWorker, LocalRayHead
+from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for
 from tests.fixtures.worker import purge
@@ -109,22 +109,25 @@ def test_compose_head_healthcheck_passes_with_the_token_only(ray_head, app_env):
 
 def test_a_local_head_has_a_token_of_its_own_unless_told_otherwise(tmp_path, monkeypatch):
     """The demo's and the tests' heads: token authentication by default, with a token of the head's own (never
-    ~/.ray/auth_token, which some `ray.init()` may have left), kept in a file; RAY_AUTH_MODE=disabled turns it off
-    explicitly (Ray would otherwise turn it on by itself when ~/.ray/auth_token exists)."""
+    ~/.ray/auth_token, which some `ray.init()` may have left), kept in a file for the node and named to clients;
+    RAY_AUTH_MODE=disabled turns it off explicitly (Ray would otherwise turn it on by itself when
+    ~/.ray/auth_token exists). What `ray start` does with these variables is what the session's head shows: it
+    refuses a client without the token (above)."""
     home = tmp_path / "home"
     (home / ".ray").mkdir(parents=True)
     stray = secrets.token_hex(32)
     (home / ".ray" / "auth_token").write_text(stray)
     for name in AUTH_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    with LocalRayHead(env={"HOME": str(home)}, num_cpus=1, memory_bytes=1 * GiB) as head:
-        client = head.client_env()
-        assert client["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN" not in client
-        assert Path(client["RAY_AUTH_TOKEN_PATH"]).read_text().strip() == head.generated_token != stray
-        assert http_get(f"{head.dashboard_url}/api/jobs/")[0] == 401
-        assert http_get(f"{head.dashboard_url}/api/jobs/", head.auth_headers)[0] == 200
+    head = LocalRayHead(env={"HOME": str(home)})
     disabled = LocalRayHead(env={"HOME": str(home), "RAY_AUTH_MODE": "disabled"})
     try:
-        assert disabled.client_env() == {"RAY_AUTH_MODE": "disabled"}
+        node, client = head.ray_env(), head.client_env()
+        assert node["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN" not in node  # the node: a file only
+        assert client == {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": node["RAY_AUTH_TOKEN_PATH"]}
+        assert Path(client["RAY_AUTH_TOKEN_PATH"]).read_text().strip() == head.generated_token != stray
+        assert head.auth_headers == {"authorization": f"Bearer {head.generated_token}"}
+        assert disabled.client_env() == {"RAY_AUTH_MODE": "disabled"} and disabled.auth_headers == {}
     finally:
-        disabled.stop()  # never started: removes its directories
+        head.stop()  # never started: removes its directories
+        disabled.stop()
