@@ -26,9 +26,11 @@ fi
 PYTHON="${PYTHON:-python3.11}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # uv installs the same versions as pip, with parallel downloads: minutes of a fresh machine's set-up are pip's.
-# pyspark 3.5.7 is an sdist (~317 MB); its wheel is built once and cached. --compile-bytecode as pip does: where
-# PYTHONDONTWRITEBYTECODE is set (this machine's image sets it), nothing writes .pyc later, and every Ray worker,
-# job and actor would compile Ray, pandas and pyarrow from source again (CI took 1.7x as long).
+# pyspark 3.5.7 is an sdist (~317 MB); its wheel is built once and cached.
 [ -x .venv/bin/uv ] || { .venv/bin/python -m pip install -q "uv>=0.9,<1" 2>&1 | grep -v "^WARNING: Location" || true; }
-.venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python -e ".[test]"
+.venv/bin/uv pip install -q --python .venv/bin/python -e ".[test]"
+# Bytecode, as pip compiles it at install and uv does not: where PYTHONDONTWRITEBYTECODE is set (this machine's image
+# sets it), no import writes .pyc, and every Ray worker, job and actor would compile Ray, pandas and pyarrow from
+# source again (a CI session took 1.7x as long). Up to date, this takes about 3 s.
+.venv/bin/python -m compileall -q -j 0 .venv/lib/python3.11/site-packages >/dev/null 2>&1 || true
 .venv/bin/python -c "import syncmaster_ray, raydp, pyspark, onetl; print('syncmaster-ray ready:', pyspark.__version__)"
