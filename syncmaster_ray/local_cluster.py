@@ -356,6 +356,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker-cpus", type=int, default=2, help="logical CPUs of each worker (default 2)")
     parser.add_argument("--memory-gib", type=int, default=4, help="memory of each node in GiB (default 4)")
     args = parser.parse_args(argv)
+    # A shell starting us in the background without job control hands SIGINT down ignored, and Python then leaves
+    # it ignored: Ctrl-C (or a script's kill -INT) would never stop the nodes. SIGTERM stops them the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     head = LocalRayHead(num_cpus=args.head_cpus, memory_bytes=args.memory_gib * GiB).start()
     nodes = []
     try:
