@@ -12,7 +12,6 @@ be taken too.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +21,7 @@ from syncmaster_ray.local_cluster import LocalCeleryWorker
 from tests.fixtures.postgres_data import checksum, create_source, open_sessions, unique_table
 from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
 from tests.fixtures.runs import ended, wait_for, wait_for_end
+from tests.fixtures.services import rabbitmqctl
 from tests.integration.test_recovery import transfer_actors
 from tests.integration.test_transfer_postgres import make_transfer
 
@@ -33,8 +33,7 @@ BROKER_CHECK_SECONDS = 65  # the consumer timeout plus the broker's check interv
 
 
 def rabbitmq_eval(expression: str) -> str:
-    return subprocess.run(["rabbitmqctl", "-q", "eval", expression], capture_output=True, text=True, timeout=60,
-                          check=True).stdout.strip()
+    return rabbitmqctl("eval", expression, timeout=60)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from syncmaster_ray.ids import submission_id_for
 from syncmaster_ray.ray_client import JobState, RayJobs
 from tests.fixtures.postgres_data import unique_table
 from tests.fixtures.runs import wait_for, wait_for_end
+from tests.fixtures.services import rabbitmqctl
 from tests.integration.test_transfer_postgres import make_transfer
 
 pytestmark = [pytest.mark.integration]
@@ -231,9 +232,9 @@ def release_capacity(ray_head, group_id: str) -> None:
 def unacknowledged(broker_url: str, queue: str) -> int:
     """Messages of ``queue`` delivered to a consumer and not acknowledged yet, as the broker counts them."""
     vhost = urllib.parse.unquote(urllib.parse.urlsplit(broker_url).path.lstrip("/")) or "/"
-    listing = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--formatter", "json", "name",
-                              "messages_unacknowledged"], capture_output=True, text=True, timeout=60, check=True)
-    return next(q["messages_unacknowledged"] for q in json.loads(listing.stdout) if q["name"] == queue)
+    listing = rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "messages_unacknowledged",
+                          timeout=60)
+    return next(q["messages_unacknowledged"] for q in json.loads(listing) if q["name"] == queue)
 
 
 def test_the_task_message_is_acknowledged_while_its_run_goes_on(
