@@ -99,8 +99,7 @@ MUTATIONS = (
     Mutation("node_secrets_left_in_env", "no process of a node carries the node's secrets in its environment",
              "syncmaster_ray/local_cluster.py", "        if not self.secrets_in_env:\n",
              "        if False:\n",
-             (f"{POSTGRES}::test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_replaces_it",
-              "tests/integration/test_secret_scan.py")),
+             (f"{POSTGRES}::test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_replaces_it",)),
     Mutation("late_standby_claim_accepted", "a standby claim arriving after its deadline is refused",
              "syncmaster_ray/job/actor.py",
              "            if self.run_id is not None or (deadline is not None and time.time() > deadline):",
@@ -132,13 +131,13 @@ MUTATIONS = (
     Mutation("fernet_key_in_job_metadata", "the Fernet key never reaches the dashboard",
              SUPERVISOR, '"submitted_by": "syncmaster-ray"}',
              '"submitted_by": "syncmaster-ray", "key": self.settings.secret_key}',
-             (ONE_RUN, "tests/integration/test_secret_scan.py")),
+             (ONE_RUN,)),
     Mutation("fernet_key_in_actor_name", "the Fernet key never reaches the state API (the per-run check does "
              "not look there: only the final scan does)",
              ENTRYPOINT, "            name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),",
              '            name=f"{actor_name_for(submission_id_for(run_id, settings.job_namespace))}-'
              '{settings.secret_key}",',
-             (ONE_RUN, "tests/integration/test_secret_scan.py")),
+             (ONE_RUN,)),
     Mutation("database_url_in_job_log", "the database URL never reaches a job's log",
              ENTRYPOINT, "    secrets = settings.secret_values()\n",
              "    secrets = settings.secret_values()\n"

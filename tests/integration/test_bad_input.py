@@ -24,12 +24,11 @@ from syncmaster_ray.settings import get_settings
 from tests.fixtures.hostile_mysql import HostileMySQLServer
 from tests.fixtures.postgres_data import CONNECTION_PASSWORD, checksum, connection_data, create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for, wait_for_end
+from tests.fixtures.secret_scan import MARIADB_PASSWORD, WRONG_PASSWORD
 from tests.integration.test_transfer_postgres import job_info, make_transfer
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 MARIADB_USER = f"smr_badpw_{secrets.token_hex(3)}"
-MARIADB_PASSWORD = f"Right-{secrets.token_hex(6)}"
-WRONG_PASSWORD = f"Wrong-{secrets.token_hex(6)}"
 MISSING_TABLE = unique_table("missing")
 MISSING_SCHEMA = f"nope_{secrets.token_hex(3)}"
 
