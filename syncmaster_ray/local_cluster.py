@@ -7,6 +7,7 @@ never with ``ray stop`` (which kills every Ray process of the user: stack-notes 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -18,6 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from syncmaster_ray.node_env import node_environment
 from syncmaster_ray.ray_client import dashboard_auth_headers
@@ -33,7 +35,15 @@ def free_port() -> int:
 
 class PortAllocator:
     """Free ports that also differ from every port handed out before (free now is not enough: Ray binds its
-    worker ports only when workers start, so a later pick could land inside an earlier range)."""
+    worker ports only when workers start, so a later pick could land inside an earlier range).
+
+    Worker port ranges come from ``worker_band``, below Linux's ephemeral range (32768 and up), so no outgoing
+    connection takes them, and are kept apart across every allocator of this process. Processes that start heads
+    side by side (parallel test workers) each set a band of their own.
+    """
+
+    worker_band: ClassVar[range] = range(20000, 32000)
+    _ranges_taken: ClassVar[set[int]] = set()
 
     def __init__(self, taken: set[int] | None = None) -> None:
         self.taken = taken if taken is not None else set()
@@ -48,13 +58,15 @@ class PortAllocator:
 
     def range(self, size: int) -> int:
         """A start port with ``size`` free, unallocated ports after it (Ray's worker port range)."""
+        band = self.worker_band
         for _ in range(200):
-            start = free_port()
+            start = random.randrange(band.start, band.stop - size)
             ports = set(range(start, start + size))
-            if start + size < 65000 and not ports & self.taken and all(_is_free(p) for p in ports):
+            if not ports & (self.taken | self._ranges_taken) and all(_is_free(p) for p in ports):
                 self.taken |= ports
+                self._ranges_taken.update(ports)
                 return start
-        raise RuntimeError("no free port range for Ray workers")
+        raise RuntimeError(f"no free port range for Ray workers in {band.start}-{band.stop - 1}")
 
 
 def _is_free(port: int) -> bool:
