@@ -27,7 +27,6 @@ def pytest_configure(config) -> None:
         PortAllocator.worker_band = range(whole.start + index * width, whole.start + (index + 1) * width)
 
 
-
 # The slowest modules first, measured (`--durations`) on 2 cores: pytest-xdist (`-n 2 --dist loadfile`) hands whole
 # modules out in collection order, so the long ones start early and the unit tests fill the end of both workers.
 SLOWEST_FIRST = (
