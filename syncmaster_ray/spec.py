@@ -101,3 +101,9 @@ def table_name_of(params: dict[str, Any], what: str) -> str:
     if not isinstance(name, str) or not TABLE_NAME_PATTERN.match(name):
         raise InvalidParamsError(f"{what}.table_name must look like 'schema.table', got {name!r}")
     return name
+
+
+def hwm_name(spec: RunSpec) -> str:
+    """SyncMaster's HWM name: ``{transfer_id}_{source type}_{table name or directory path}``."""
+    params = spec.source_params
+    return f"{spec.transfer_id}_{params['type']}_{params.get('table_name') or params.get('directory_path')}"

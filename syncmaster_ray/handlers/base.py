@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
@@ -11,16 +12,13 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from syncmaster_ray.errors import InvalidParamsError
 from syncmaster_ray.handlers import sql_guard, transforms
-from syncmaster_ray.spec import ConnectionSpec, RunSpec, parse_model, table_name_of
+from syncmaster_ray.handlers.context import HandlerContext
+from syncmaster_ray.spec import ConnectionSpec, RunSpec, hwm_name, parse_model, table_name_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 Role = Literal["source", "target"]
-
-
-def _unknown() -> bool | None:
-    return None
 
 
 def java_class(spark: SparkSession, name: str) -> Any | None:
@@ -56,7 +54,8 @@ class Handler(ABC):
     # the job then reserves the driver and every executor on one node (a STRICT_PACK placement group).
     driver_local_files: bool = False
 
-    def __init__(self, *, connection: ConnectionSpec, params: dict[str, Any], spec: RunSpec, role: Role) -> None:
+    def __init__(self, *, connection: ConnectionSpec, params: dict[str, Any], spec: RunSpec, role: Role,
+                 context: HandlerContext | None = None) -> None:
         self.spec = spec
         self.role = role
         self.connection_spec = connection
@@ -64,14 +63,22 @@ class Handler(ABC):
         self.conn = parse_model(
             self.connection_model, connection.merged(), f"{role} connection {connection.id} ({connection.type})"
         )
-        # The transfer's HWM before this run (incremental strategy), set by the job before reading.
-        self.previous_hwm: Any = None
-        # Set by the transfer actor: the run's own temp dir (removed after the run), and how to learn whether every
-        # executor runs on the driver's node (asked only by handlers that stage files; None: unknown).
-        self.work_dir: Path | None = None
-        self.executors_on_driver_node: Callable[[], bool | None] = _unknown
+        self.context = context or HandlerContext(hwm_name=hwm_name(spec))
         # Counters merged into the run's metrics (e.g. files read or written).
         self.metrics: dict[str, Any] = {}
+
+    def update_context(self, **changes: Any) -> None:
+        """Replace fields of the context as the job learns them (the work dir, the executors probe, the HWM)."""
+        self.context = dataclasses.replace(self.context, **changes)
+
+    @property
+    def previous_hwm(self) -> Any:
+        """The transfer's HWM before this run (incremental strategy)."""
+        return self.context.previous_hwm
+
+    @property
+    def work_dir(self) -> Path | None:
+        return self.context.work_dir
 
     @property
     def incremental(self) -> bool:
@@ -152,9 +159,7 @@ class DBHandler(Handler):
 
         hwm = None
         if self.incremental:
-            from syncmaster_ray.job.strategy import hwm_name
-
-            hwm = DBReader.AutoDetectHWM(name=hwm_name(self.spec), expression=self.increment_expression)
+            hwm = DBReader.AutoDetectHWM(name=self.context.hwm_name, expression=self.increment_expression)
         if self.filters_run_in_spark:
             sql_guard.check_filters(self.connection.spark, self.where, self.columns)
         reader = self.checked(DBReader(

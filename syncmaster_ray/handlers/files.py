@@ -366,7 +366,7 @@ class FileHandler(Handler):
 
     def check_staging_possible(self) -> None:
         """Staged files live on the driver's disk: executors on another node would not see them."""
-        if self.executors_on_driver_node() is False:
+        if self.context.executors_on_driver_node() is False:
             raise self.side_error(
                 f"{self.describe} stages files on the Spark driver's disk, but this run's executors are not all on "
                 "the driver's node (the job reserves one node for such runs; see SYNCMASTER__SPARK__* settings)"
@@ -440,10 +440,8 @@ class FileHandler(Handler):
             return None
         from etl_entities.hwm import FileListHWM, FileModifiedTimeHWM
 
-        from syncmaster_ray.job.strategy import hwm_name
-
         hwm_class = FileListHWM if self.spec.strategy.increment_by == "file_name" else FileModifiedTimeHWM
-        return hwm_class(name=hwm_name(self.spec))
+        return hwm_class(name=self.context.hwm_name)
 
     @contextmanager
     def hwm_saved_after_write(self) -> Iterator[None]:

@@ -89,14 +89,12 @@ class HDFSHandler(RemoteFileHandler):
         self, clusters: Mapping[str, HDFSClusterSettings] | None = None
     ) -> HDFSClusterSettings | None:
         if clusters is None:
-            from syncmaster_ray.settings import get_settings
-
-            clusters = get_settings().spark.hdfs_clusters
+            clusters = self.context.spark.hdfs_clusters
         conn: HDFSConnection = self.conn  # type: ignore[assignment]
         return clusters.get(conn.cluster)
 
     def connection_kwargs(self, clusters: Mapping[str, HDFSClusterSettings] | None = None) -> dict[str, Any]:
-        """``clusters``: ``SYNCMASTER__SPARK__HDFS_CLUSTERS`` when not given.
+        """``clusters``: the context's ``SYNCMASTER__SPARK__HDFS_CLUSTERS`` when not given.
 
         Kerberos (user and password, onETL runs kinit) unless the cluster is listed with ``kerberos: false``.
         """
@@ -112,9 +110,7 @@ class HDFSHandler(RemoteFileHandler):
         return listed is None or listed.ipc_port is not None
 
     def connect(self, spark: SparkSession) -> None:
-        from syncmaster_ray.settings import get_settings
-
-        register_hdfs_clusters(get_settings().spark.hdfs_clusters)
+        register_hdfs_clusters(self.context.spark.hdfs_clusters)
         super().connect(spark)
 
     def make_df_connection(self, spark: SparkSession) -> Any:

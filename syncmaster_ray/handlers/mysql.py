@@ -141,9 +141,7 @@ class MySQLHandler(StagedWriteMixin, JDBCHandler):
         return MySQL
 
     def make_connection(self, spark: SparkSession) -> Any:
-        from syncmaster_ray.settings import get_settings
-
-        setting = get_settings().spark.mysql_driver
+        setting = self.context.spark.mysql_driver
         self.driver = choose_driver(setting, lambda name: java_class(spark, name) is not None)
         log.info("MySQL connection %r uses the %s JDBC driver", self.connection_spec.name, self.driver)
         return super().make_connection(spark)

@@ -65,9 +65,7 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler):
 
     def copy_conninfo(self, df: DataFrame) -> dict[str, Any] | None:
         """libpq parameters for the COPY path, or None (with the reason logged) when this write keeps JDBC."""
-        from syncmaster_ray.settings import get_settings
-
-        if not get_settings().spark.postgres_copy_write:
+        if not self.context.spark.postgres_copy_write:
             return None
         if columns := pg_copy.uncopyable_columns(df.schema):
             log.info("Writing with JDBC inserts: COPY does not take the types of columns %s", columns)

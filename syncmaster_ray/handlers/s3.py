@@ -90,9 +90,7 @@ class S3Handler(RemoteFileHandler):
         return tuple(SparkS3.get_exclude_packages())
 
     def spark_can_be_direct(self) -> bool:
-        from syncmaster_ray.settings import get_settings
-
-        spark = get_settings().spark
+        spark = self.context.spark
         if spark.use_maven_packages:
             return True
         return any(marker in posixpath.basename(jar) for jar in spark.jars for marker in S3A_JAR_MARKERS)

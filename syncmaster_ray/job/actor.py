@@ -117,7 +117,7 @@ class TransferActor:
                 os.chdir(workdir)
                 for handler in (source, target):
                     # File handlers stage files here (removed with the directory).
-                    handler.work_dir = Path(workdir)
+                    handler.update_context(work_dir=Path(workdir))
                 metrics = self._run_spark(spec, settings, placement_group, executor_bundle_indexes, source, target)
             return {"ok": True, "metrics": metrics}
         except BaseException as exc:
@@ -142,7 +142,7 @@ class TransferActor:
             probe = ExecutorPlacementProbe(placement_group, spec.resources.max_parallel_tasks)
             for handler in (source, target):
                 # Staging handlers need the executors beside the driver's disk: they ask before reading.
-                handler.executors_on_driver_node = probe.all_on_driver_node
+                handler.update_context(executors_on_driver_node=probe.all_on_driver_node)
             try:
                 metrics = perform_transfer(session.spark, source, target, hwm_store_for(settings))
                 placement = probe.placement()

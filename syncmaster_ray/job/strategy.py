@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncmaster_ray.errors import ConfigError
 from syncmaster_ray.outcome import short_error
-from syncmaster_ray.spec import RunSpec
+from syncmaster_ray.spec import RunSpec, hwm_name
 
 if TYPE_CHECKING:
     from etl_entities.hwm import HWM
@@ -18,12 +18,6 @@ if TYPE_CHECKING:
     from syncmaster_ray.settings import AppSettings
 
 log = logging.getLogger(__name__)
-
-
-def hwm_name(spec: RunSpec) -> str:
-    """SyncMaster's HWM name: ``{transfer_id}_{source type}_{table name or directory path}``."""
-    params = spec.source_params
-    return f"{spec.transfer_id}_{params['type']}_{params.get('table_name') or params.get('directory_path')}"
 
 
 def hwm_store_for(settings: AppSettings) -> BaseHWMStore:

@@ -11,33 +11,44 @@ from typing import TYPE_CHECKING, Any
 
 from syncmaster_ray.errors import InvalidParamsError, SourceError, SyncmasterRayError, TargetError
 from syncmaster_ray.handlers.base import JDBCHandler
+from syncmaster_ray.handlers.context import HandlerContext
 from syncmaster_ray.handlers.registry import handler_class_for
 from syncmaster_ray.job.strategy import strategy_scope
 from syncmaster_ray.outcome import error_with_cause
-from syncmaster_ray.spec import ConnectionSpec, RunSpec
+from syncmaster_ray.spec import ConnectionSpec, RunSpec, hwm_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from syncmaster_ray.handlers.base import Handler, Role
+    from syncmaster_ray.settings import SparkSettings
 
 log = logging.getLogger(__name__)
 
 
-def build_handlers(spec: RunSpec) -> tuple[Handler, Handler]:
-    """Validate both sides' params and build their handlers; needs no Spark."""
-    return (_handler(spec, spec.source, spec.source_params, "source"),
-            _handler(spec, spec.target, spec.target_params, "target"))
+def build_handlers(spec: RunSpec, spark_settings: SparkSettings | None = None) -> tuple[Handler, Handler]:
+    """Validate both sides' params and build their handlers; needs no Spark.
+
+    ``spark_settings``: ``SYNCMASTER__SPARK__*`` (read from the environment when not given).
+    """
+    if spark_settings is None:
+        from syncmaster_ray.settings import get_settings
+
+        spark_settings = get_settings().spark
+    context = HandlerContext(hwm_name=hwm_name(spec), spark=spark_settings)
+    return (_handler(spec, spec.source, spec.source_params, "source", context),
+            _handler(spec, spec.target, spec.target_params, "target", context))
 
 
-def _handler(spec: RunSpec, connection: ConnectionSpec, params: dict[str, Any], role: Role) -> Handler:
+def _handler(spec: RunSpec, connection: ConnectionSpec, params: dict[str, Any], role: Role,
+             context: HandlerContext) -> Handler:
     """The handler of the connection's type; the params must be of that type too (SyncMaster's server checks it,
     a row edited by hand may not)."""
     handler_class = handler_class_for(connection.type)
     if params.get("type") != connection.type:
         raise InvalidParamsError(f"{role}_params.type is {params.get('type')!r} but the {role} connection "
                                  f"{connection.name!r} is of type {connection.type!r}")
-    return handler_class(connection=connection, params=params, spec=spec, role=role)
+    return handler_class(connection=connection, params=params, spec=spec, role=role, context=context)
 
 
 @contextmanager
@@ -71,7 +82,8 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler, stor
         _connect(spark, source, target)
     # The new HWM is saved when this scope ends without error: only after the write succeeded.
     with strategy_scope(source.spec, store) as previous_hwm:
-        source.previous_hwm = target.previous_hwm = previous_hwm
+        for handler in (source, target):
+            handler.update_context(previous_hwm=previous_hwm)
         with _phase(timings, "read_plan_seconds"), _blame(SourceError, source_name):
             df = source.read()
             partitions = df.rdd.getNumPartitions() if df is not None else 0

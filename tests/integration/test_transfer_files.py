@@ -528,7 +528,7 @@ def local_handler(servers: FileServers, spark: Any, role: str, *, run_id: int, d
                    source=conn, target=conn, source_params=params, target_params=params,
                    strategy=Strategy(**(strategy or {"type": "full"})), transformations=transformations)
     handler = (FTPAsRemote if direct else FTPHandler)(connection=conn, params=params, spec=spec, role=role)
-    handler.work_dir = tmp_path / f"run{run_id}"
+    handler.update_context(work_dir=tmp_path / f"run{run_id}")
     handler.work_dir.mkdir()
     handler.connect(spark)
     assert getattr(handler, "direct", False) is direct
@@ -567,7 +567,7 @@ def test_direct_mode_writes_filters_and_reads_incrementally(file_servers, local_
         source = local_handler(file_servers, local_spark, "source", run_id=run_id, direct=True, tmp_path=tmp_path,
                                directory=directory, strategy={"type": "incremental", "increment_by": "file_name"})
         with store, IncrementalStrategy():
-            source.previous_hwm = store.get_hwm(f"1_ftp_{directory}")
+            source.update_context(previous_hwm=store.get_hwm(f"1_ftp_{directory}"))
             df = source.read()
             counts.append(df.count() if df is not None else None)
     assert counts == [100, None]  # the second run finds nothing new

@@ -733,7 +733,7 @@ def test_mysql_driver_setting(monkeypatch):
 
 def appending(handler: Any) -> Any:
     """The handler as in an incremental run whose HWM already moved (``appends``)."""
-    handler.previous_hwm = type("HWM", (), {"value": 5})()
+    handler.update_context(previous_hwm=type("HWM", (), {"value": 5})())
     handler.spec = handler.spec.model_copy(update={"strategy": handler.spec.strategy.model_copy(
         update={"type": "incremental", "increment_by": "id"})})
     assert handler.appends

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from syncmaster_ray.errors import InvalidParamsError, SourceError, TargetError
 from syncmaster_ray.handlers import transforms
+from syncmaster_ray.handlers.context import HandlerContext
 from syncmaster_ray.handlers.files import (
     FileFilterSpec,
     FileHandler,
@@ -38,8 +39,8 @@ from syncmaster_ray.handlers.hdfs import HDFSHandler, register_hdfs_clusters
 from syncmaster_ray.handlers.registry import handler_class_for
 from syncmaster_ray.job.placement import placement_strategy
 from syncmaster_ray.outcome import error_with_cause
-from syncmaster_ray.settings import HDFSClusterSettings, get_settings
-from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
+from syncmaster_ray.settings import HDFSClusterSettings, SparkSettings
+from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy, hwm_name
 
 PASSWORD = "File-Pa55w0rd-never-shown"
 S3_SECRET = "S3-S3cret-never-shown"
@@ -67,7 +68,7 @@ CREATED = datetime(2024, 5, 1, 9, 8, 7, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The S3 and HDFS handlers read SYNCMASTER__SPARK__* (jars, Maven, HDFS clusters) through get_settings()."""
+    """``build_handlers`` reads SYNCMASTER__SPARK__* (jars, Maven, HDFS clusters) into the handlers' context."""
     monkeypatch.setenv("SYNCMASTER__DATABASE__URL", "postgresql://u:p@db:5432/syncmaster")
     monkeypatch.setenv("SYNCMASTER__SPARK__JARS", '["/usr/share/java/postgresql.jar"]')
 
@@ -98,11 +99,12 @@ def spec(*, source: ConnectionSpec | None = None, target: ConnectionSpec | None 
     )
 
 
-def build(kind: str, role: str = "source", **spec_kwargs: Any) -> Any:
+def build(kind: str, role: str = "source", settings: SparkSettings | None = None, **spec_kwargs: Any) -> Any:
     params = spec_kwargs.pop(f"{role}_params", None) or file_params(kind, role)
     conn = spec_kwargs.pop(role, None) or connection(kind)
     run = spec(**{role: conn, f"{role}_params": params}, **spec_kwargs)
-    return handler_class_for(kind)(connection=conn, params=params, spec=run, role=role)
+    context = HandlerContext(hwm_name=hwm_name(run), spark=settings or SparkSettings())
+    return handler_class_for(kind)(connection=conn, params=params, spec=run, role=role, context=context)
 
 
 # --- connection kwargs ---------------------------------------------------------------------------------------------
@@ -174,9 +176,19 @@ def test_hdfs_kwargs_kerberos_unless_listed_without_it():
 
 
 def test_hdfs_kwargs_read_the_setting(monkeypatch):
+    settings = SparkSettings(hdfs_clusters={"rnd-dwh": {"host": "nn", "webhdfs_port": 1}})
+    assert build("hdfs", settings=settings).connection_kwargs() == {"cluster": "rnd-dwh"}
+
+
+def test_build_handlers_give_the_handlers_the_spark_settings(monkeypatch):
+    from syncmaster_ray.job.transfer import build_handlers
+
     monkeypatch.setenv("SYNCMASTER__SPARK__HDFS_CLUSTERS", json.dumps({"rnd-dwh": {"host": "nn", "webhdfs_port": 1}}))
-    get_settings.cache_clear()
-    assert build("hdfs").connection_kwargs() == {"cluster": "rnd-dwh"}
+    run = spec(source=connection("hdfs"), source_params=file_params("hdfs"))
+    source, _target = build_handlers(run)
+    assert source.context.spark.hdfs_clusters["rnd-dwh"].host == "nn"
+    assert source.connection_kwargs() == {"cluster": "rnd-dwh"}
+    assert source.context.hwm_name == "7_hdfs_/data/in"
 
 
 def test_hdfs_hooks_resolve_listed_clusters_only():
@@ -313,7 +325,8 @@ def test_hwm_store_during_download_holds_the_previous_hwm_and_defers_saving():
     from etl_entities.hwm_store import HWMStoreStackManager, MemoryHWMStore
 
     handler = build("ftp", strategy=Strategy(type="incremental", increment_by="file_name"))
-    handler.previous_hwm = FileListHWM(name="7_ftp_/data/in", entity="/data/in", value=["/data/in/a.csv"])
+    previous = FileListHWM(name="7_ftp_/data/in", entity="/data/in", value=["/data/in/a.csv"])
+    handler.update_context(previous_hwm=previous)
     level = HWMStoreStackManager.get_current_level()
     with handler.hwm_saved_after_write():
         current = HWMStoreStackManager.get_current()
@@ -525,9 +538,9 @@ def test_s3_maven_packages_and_exclusions():
 def test_staging_refuses_executors_on_other_nodes():
     handler = build("ftp")
     handler.check_staging_possible()  # unknown: allowed
-    handler.executors_on_driver_node = lambda: True
+    handler.update_context(executors_on_driver_node=lambda: True)
     handler.check_staging_possible()
-    handler.executors_on_driver_node = lambda: False
+    handler.update_context(executors_on_driver_node=lambda: False)
     with pytest.raises(SourceError, match="executors are not all on the driver's node"):
         handler.check_staging_possible()
 
@@ -561,15 +574,12 @@ def test_local_types_keep_files_on_the_driver(kind):
     assert not isinstance(handler, RemoteFileHandler)
 
 
-def test_s3_is_staged_without_s3a_jars(monkeypatch):
-    assert build("s3").driver_local_files is True
-    monkeypatch.setenv("SYNCMASTER__SPARK__JARS", '["/opt/jars/hadoop-aws-3.3.4.jar", "/opt/jars/aws-sdk.jar"]')
-    get_settings.cache_clear()
-    assert build("s3").driver_local_files is False
-    monkeypatch.setenv("SYNCMASTER__SPARK__JARS", "[]")
-    monkeypatch.setenv("SYNCMASTER__SPARK__USE_MAVEN_PACKAGES", "true")
-    get_settings.cache_clear()
-    assert build("s3").driver_local_files is False
+def test_s3_is_staged_without_s3a_jars():
+    assert build("s3", settings=SparkSettings(jars=["/usr/share/java/postgresql.jar"])).driver_local_files is True
+    with_jars = SparkSettings(jars=["/opt/jars/hadoop-aws-3.3.4.jar", "/opt/jars/aws-sdk.jar"])
+    assert build("s3", settings=with_jars).driver_local_files is False
+    with_maven = SparkSettings(jars=[], use_maven_packages=True)
+    assert build("s3", settings=with_maven).driver_local_files is False
 
 
 @pytest.mark.parametrize(("clusters", "staged"), [
@@ -578,10 +588,8 @@ def test_s3_is_staged_without_s3a_jars(monkeypatch):
     ({"rnd-dwh": {"host": "nn", "webhdfs_port": 9870}}, True),  # WebHDFS only
     ({"other": {"host": "nn"}}, False),
 ])
-def test_hdfs_is_staged_when_only_webhdfs_is_known(monkeypatch, clusters, staged):
-    monkeypatch.setenv("SYNCMASTER__SPARK__HDFS_CLUSTERS", json.dumps(clusters))
-    get_settings.cache_clear()
-    handler = build("hdfs")
+def test_hdfs_is_staged_when_only_webhdfs_is_known(clusters, staged):
+    handler = build("hdfs", settings=SparkSettings(hdfs_clusters=clusters))
     assert isinstance(handler, HDFSHandler)
     assert handler.driver_local_files is staged
 

@@ -12,6 +12,7 @@ from syncmaster_ray.handlers.files import FileHandler
 from syncmaster_ray.handlers.postgres import PostgresConnection, PostgresHandler
 from syncmaster_ray.handlers.registry import HANDLERS, KNOWN_TYPES, handler_class_for
 from syncmaster_ray.handlers.transforms import POSTGRES
+from syncmaster_ray.settings import SparkSettings
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
 
 PASSWORD = "Pg-Pa55w0rd-never-shown"
@@ -211,7 +212,7 @@ def test_params_of_another_type_than_the_connection_are_refused():
     spec = run_spec(source_params={"type": "mysql", "table_name": "db.orders"})
     with pytest.raises(InvalidParamsError, match=r"source_params.type is 'mysql' but the source connection "
                                                  r"'pg_src' is of type 'postgres'"):
-        build_handlers(spec)
+        build_handlers(spec, SparkSettings())
 
 
 def test_an_unknown_connection_type_is_named_even_when_the_params_say_otherwise():
@@ -219,11 +220,11 @@ def test_an_unknown_connection_type_is_named_even_when_the_params_say_otherwise(
 
     connection = pg_connection().model_copy(update={"type": "nosuchdb"})
     with pytest.raises(UnsupportedConnectionTypeError, match="unknown connection type 'nosuchdb'"):
-        build_handlers(run_spec(source=connection))
+        build_handlers(run_spec(source=connection), SparkSettings())
 
 
 def test_matching_types_build_both_handlers():
     from syncmaster_ray.job.transfer import build_handlers
 
-    source, target = build_handlers(run_spec())
+    source, target = build_handlers(run_spec(), SparkSettings())
     assert (type(source), type(target)) == (PostgresHandler, PostgresHandler)
