@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import typing
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, SecretStr
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from syncmaster_ray.errors import InvalidParamsError
 from syncmaster_ray.handlers import sql_guard, transforms
 from syncmaster_ray.handlers.context import HandlerContext
+from syncmaster_ray.handlers.models import BasicAuthModel, ConnectionModel, JDBCConnectionModel, ServerModel
 from syncmaster_ray.spec import ConnectionSpec, RunSpec, hwm_name, parse_model, table_name_of
 
 if TYPE_CHECKING:
@@ -29,25 +30,28 @@ def java_class(spark: SparkSession, name: str) -> Any | None:
     return found if isinstance(found, JavaClass) else None
 
 
+__all__ = ["BasicAuthModel", "ConnectionModel", "DBHandler", "Handler", "JDBCHandler", "Role", "java_class"]
+
 Step = TypeVar("Step")  # an onETL DBReader or DBWriter
+ConnectionModelT = TypeVar("ConnectionModelT", bound=ConnectionModel)
+JDBCModelT = TypeVar("JDBCModelT", bound=ConnectionModel)
 
 
-class ConnectionModel(BaseModel):
-    """Base of each type's connection DTO (``data | auth``): unknown keys are ignored, as in SyncMaster."""
+class Handler(ABC, Generic[ConnectionModelT]):
+    """One side of a transfer. Owns its onETL connection for the lifetime of one run.
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class BasicAuthModel(ConnectionModel):
-    user: str
-    password: SecretStr
-
-
-class Handler(ABC):
-    """One side of a transfer. Owns its onETL connection for the lifetime of one run."""
+    A type's handler names its connection model as the type argument (``FileHandler[SFTPConnection]``) and its
+    onETL class by name (``onetl_class = "SFTP"``, imported on first use only, so building a handler never loads
+    onETL). ``connection_kwargs`` passes the model's fields one to one unless the type overrides it.
+    """
 
     connection_type: ClassVar[str]
     connection_model: ClassVar[type[ConnectionModel]]
+    # The onETL connection class: its name in ``onetl.connection``.
+    onetl_class: ClassVar[str]
+    # Connection-model fields not passed to the onETL class, and fixed arguments it gets besides them.
+    excluded_fields: ClassVar[frozenset[str]] = frozenset()
+    fixed_kwargs: ClassVar[Mapping[str, Any]] = {}
     # Maven coordinates this side needs (`SYNCMASTER__SPARK__USE_MAVEN_PACKAGES`); file handlers add format jars.
     maven_packages: tuple[str, ...] = ()
     # True when this side reads or writes files on the Spark driver's local disk, which executors must see too:
@@ -60,12 +64,20 @@ class Handler(ABC):
         self.role = role
         self.connection_spec = connection
         self.params = params
-        self.conn = parse_model(
+        self.conn: ConnectionModelT = parse_model(
             self.connection_model, connection.merged(), f"{role} connection {connection.id} ({connection.type})"
         )
         self.context = context or HandlerContext(hwm_name=hwm_name(spec))
         # Counters merged into the run's metrics (e.g. files read or written).
         self.metrics: dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """``connection_model`` from the type argument: ``class SFTPHandler(FileHandler[SFTPConnection])``."""
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            for argument in typing.get_args(base):
+                if isinstance(argument, type) and issubclass(argument, ConnectionModel):
+                    cls.connection_model = argument
 
     def update_context(self, **changes: Any) -> None:
         """Replace fields of the context as the job learns them (the work dir, the executors probe, the HWM)."""
@@ -94,6 +106,19 @@ class Handler(ABC):
         """A secret-free name for messages: ``postgres connection 'pg_src'``."""
         return f"{self.connection_type} connection {self.connection_spec.name!r}"
 
+    def onetl_connection_class(self) -> type:
+        """The onETL connection class ``onetl_class`` names (imported here, so building a handler never loads onETL)."""
+        return getattr(importlib.import_module("onetl.connection"), self.onetl_class)
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        """Everything passed to the onETL connection class except ``spark``: the model's fields but
+        ``excluded_fields`` (a server's port defaulted by its protocol), plus ``fixed_kwargs``. Secrets stay
+        ``SecretStr``."""
+        kwargs = {name: value for name, value in self.conn if name not in self.excluded_fields}
+        if isinstance(self.conn, ServerModel) and "port" in kwargs:
+            kwargs["port"] = self.conn.effective_port
+        return {**kwargs, **self.fixed_kwargs}
+
     def maven_exclusions(self) -> tuple[str, ...]:
         """``spark.jars.excludes`` for ``maven_packages`` (called inside the Ray job only)."""
         return ()
@@ -109,7 +134,7 @@ class Handler(ABC):
     def write(self, df: DataFrame) -> None: ...
 
 
-class DBHandler(Handler):
+class DBHandler(Handler[ConnectionModelT]):
     """A table in a database, read with ``DBReader`` and written with ``DBWriter``.
 
     The pure part (``connection_kwargs``, ``write_options``, ``target_column_names``, the filter SQL) needs no
@@ -138,14 +163,6 @@ class DBHandler(Handler):
         self.connection: Any = None
         if self.role == "source" and self.incremental and not self.spec.strategy.increment_by:
             raise InvalidParamsError("incremental strategy_params need 'increment_by' (a column of the source table)")
-
-    @abstractmethod
-    def onetl_connection_class(self) -> type:
-        """The onETL connection class (imported here, so building a handler never loads onETL)."""
-
-    @abstractmethod
-    def connection_kwargs(self) -> dict[str, Any]:
-        """Everything passed to the onETL connection class except ``spark``. Secrets stay ``SecretStr``."""
 
     def connect(self, spark: SparkSession) -> None:
         self.connection = self.make_connection(spark).check()
@@ -247,12 +264,14 @@ class DBHandler(Handler):
         return [name.lower() for name in columns]
 
 
-class JDBCHandler(DBHandler):
-    """A database reached over JDBC, whose connection model has SyncMaster's ``host``, ``port``,
-    ``database_name`` and ``additional_params`` plus basic auth (postgres, mysql, mssql, clickhouse)."""
+class JDBCHandler(DBHandler[JDBCModelT]):
+    """A database reached over JDBC. Its connection model is a ``JDBCConnectionModel`` (``host``, ``port``,
+    ``database_name``, ``additional_params``, basic auth) unless the type overrides ``connection_kwargs``
+    (Oracle)."""
 
     def connection_kwargs(self) -> dict[str, Any]:
-        conn: Any = self.conn
+        conn = self.conn
+        assert isinstance(conn, JDBCConnectionModel)
         return {
             "host": conn.host,
             "port": conn.port,

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
 from syncmaster_ray.errors import InvalidParamsError
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler, java_class
+from syncmaster_ray.handlers.base import JDBCHandler, java_class
+from syncmaster_ray.handlers.models import JDBCConnectionModel, port_field
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -23,11 +22,8 @@ if TYPE_CHECKING:
 DIALECT_REGISTRY_CLASS = "io.github.mtsongithub.doetl.sparkdialectextensions.clickhouse.ClickhouseDialectRegistry"
 
 
-class ClickhouseConnection(BasicAuthModel):
-    host: str
-    port: int = Field(default=8123, ge=1, le=65535)
-    database_name: str | None = None
-    additional_params: dict[str, Any] = Field(default_factory=dict)
+class ClickhouseConnection(JDBCConnectionModel):
+    port: int = port_field(8123)
 
 
 def order_by_column(columns: Sequence[str]) -> str:
@@ -37,21 +33,15 @@ def order_by_column(columns: Sequence[str]) -> str:
     return next((name for name in columns if name.lower().endswith("id")), columns[0])
 
 
-class ClickhouseHandler(JDBCHandler):
+class ClickhouseHandler(JDBCHandler[ClickhouseConnection]):
     connection_type = "clickhouse"
-    connection_model = ClickhouseConnection
+    onetl_class = "Clickhouse"
     dialect = transforms.CLICKHOUSE
     maven_packages = (
         "io.github.mtsongithub.doetl:spark-dialect-extension_2.12:0.0.4",
         "com.clickhouse:clickhouse-jdbc:0.7.2",
         "com.clickhouse:clickhouse-http-client:0.7.2",
     )
-
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import Clickhouse
-
-        return Clickhouse
-
 
     def make_connection(self, spark: SparkSession) -> Any:
         # The dialect maps Spark types to ClickHouse ones; it must be registered before the first JDBC call.

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from syncmaster_ray.errors import InvalidParamsError, SourceError, SyncmasterRayError, TargetError
 from syncmaster_ray.handlers import sql_guard, transforms
-from syncmaster_ray.handlers.base import Handler, java_class
+from syncmaster_ray.handlers.base import ConnectionModelT, Handler, java_class
 from syncmaster_ray.handlers.formats import (
     REQUIRED_JARS,
     check_file_name_template,
@@ -283,7 +283,7 @@ def driver_local_fs_class() -> type:
     return DriverLocalFS
 
 
-class FileHandler(Handler):
+class FileHandler(Handler[ConnectionModelT]):
     """A directory of files in one format, on the storage of :meth:`make_file_connection`."""
 
     driver_local_files = True
@@ -320,14 +320,6 @@ class FileHandler(Handler):
         self.keep_remote_tmp = False
 
     # --- per type ----------------------------------------------------------------------------------------------
-
-    @abstractmethod
-    def onetl_connection_class(self) -> type:
-        """The onETL file connection class (imported here, so building a handler never loads onETL)."""
-
-    @abstractmethod
-    def connection_kwargs(self) -> dict[str, Any]:
-        """Everything passed to the onETL file connection class. Secrets stay ``SecretStr``."""
 
     def storage_packages(self) -> tuple[str, ...]:
         """Maven coordinates Spark needs for the storage itself (not for the format)."""
@@ -552,7 +544,7 @@ class FileHandler(Handler):
         return driver_local_fs_class()(spark=self.spark)
 
 
-class RemoteFileHandler(FileHandler):
+class RemoteFileHandler(FileHandler[ConnectionModelT]):
     """S3 and HDFS: Spark reads and writes them itself when it can, else the files are staged like the others."""
 
     # The JVM class Spark needs for this storage's URLs.

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from syncmaster_ray.handlers.ftp import FTPConnection, FTPHandler
-
-
-class FTPSConnection(FTPConnection):
-    pass
+from syncmaster_ray.handlers.ftp import FTPHandler
 
 
 class FTPSHandler(FTPHandler):
+    """FTP's connection model (host, port 21, basic auth)."""
+
     connection_type = "ftps"
-    connection_model = FTPSConnection
-
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import FTPS
-
-        return FTPS
+    onetl_class = "FTPS"

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from syncmaster_ray.handlers.base import BasicAuthModel
 from syncmaster_ray.handlers.files import RemoteFileHandler
+from syncmaster_ray.handlers.models import BasicAuthModel
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -75,30 +75,24 @@ class HDFSConnection(BasicAuthModel):
     cluster: str
 
 
-class HDFSHandler(RemoteFileHandler):
+class HDFSHandler(RemoteFileHandler[HDFSConnection]):
     connection_type = "hdfs"
-    connection_model = HDFSConnection
+    onetl_class = "HDFS"
     spark_filesystem_class = HDFS_FILESYSTEM
-
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import HDFS
-
-        return HDFS
 
     def cluster_settings(
         self, clusters: Mapping[str, HDFSClusterSettings] | None = None
     ) -> HDFSClusterSettings | None:
         if clusters is None:
             clusters = self.context.spark.hdfs_clusters
-        conn: HDFSConnection = self.conn  # type: ignore[assignment]
-        return clusters.get(conn.cluster)
+        return clusters.get(self.conn.cluster)
 
     def connection_kwargs(self, clusters: Mapping[str, HDFSClusterSettings] | None = None) -> dict[str, Any]:
         """``clusters``: the context's ``SYNCMASTER__SPARK__HDFS_CLUSTERS`` when not given.
 
         Kerberos (user and password, onETL runs kinit) unless the cluster is listed with ``kerberos: false``.
         """
-        conn: HDFSConnection = self.conn  # type: ignore[assignment]
+        conn = self.conn
         kwargs: dict[str, Any] = {"cluster": conn.cluster}
         listed = self.cluster_settings(clusters)
         if listed is None or listed.kerberos:
@@ -116,5 +110,4 @@ class HDFSHandler(RemoteFileHandler):
     def make_df_connection(self, spark: SparkSession) -> Any:
         from onetl.connection import SparkHDFS
 
-        conn: HDFSConnection = self.conn  # type: ignore[assignment]
-        return SparkHDFS(cluster=conn.cluster, spark=spark)
+        return SparkHDFS(cluster=self.conn.cluster, spark=spark)

@@ -54,11 +54,12 @@ import logging
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from syncmaster_ray.handlers import staging as staged_writes
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler
+from syncmaster_ray.handlers.base import DBHandler
+from syncmaster_ray.handlers.models import BasicAuthModel
 from syncmaster_ray.handlers.staging import OLD_SUFFIX, STAGING_SUFFIX
 
 if TYPE_CHECKING:
@@ -109,9 +110,11 @@ def properties_to_copy(properties: Mapping[str, str]) -> dict[str, str]:
             if key.lower() not in _OWN_PROPERTIES and not key.lower().startswith(_OWN_PROPERTY_PREFIXES)}
 
 
-class HiveHandler(DBHandler):
+class HiveHandler(DBHandler[HiveConnection]):
     connection_type = "hive"
-    connection_model = HiveConnection
+    onetl_class = "Hive"
+    # onETL's Hive connection takes the cluster only (no credentials).
+    excluded_fields = frozenset({"user", "password"})
     dialect = transforms.HIVE
     # SyncMaster 0.3.7 means this (HiveTransferDTO), although its DTO __post_init__ order leaves
     # replace_entire_table in effect; keeping existing tables and their partitioning is the intended behaviour.
@@ -119,15 +122,6 @@ class HiveHandler(DBHandler):
     partitioned_reads = False
     filters_run_in_spark = True
     maven_packages = ()
-
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import Hive
-
-        return Hive
-
-    def connection_kwargs(self) -> dict[str, Any]:
-        conn: HiveConnection = self.conn  # type: ignore[assignment]
-        return {"cluster": conn.cluster}
 
     def read(self) -> DataFrame:
         self.connection.spark.catalog.refreshTable(self.table_name)

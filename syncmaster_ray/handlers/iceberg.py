@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Discriminator, Field, HttpUrl, SecretStr, Tag, UrlConstraints, model_validator
 
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import ConnectionModel, DBHandler
+from syncmaster_ray.handlers.base import DBHandler
+from syncmaster_ray.handlers.models import ConnectionModel
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -113,9 +114,9 @@ def new_catalog_name() -> str:
     return f"iceberg_{uuid.uuid4().hex[:8]}"
 
 
-class IcebergHandler(DBHandler):
+class IcebergHandler(DBHandler[IcebergConnection]):
     connection_type = "iceberg"
-    connection_model = IcebergConnection
+    onetl_class = "Iceberg"
     dialect = transforms.ICEBERG
     # See HiveHandler: SyncMaster's intended mode (0.3.7's DTO ordering leaves replace_entire_table in effect).
     default_if_exists = "replace_overlapping_partitions"
@@ -130,19 +131,12 @@ class IcebergHandler(DBHandler):
         super().__init__(**kwargs)
         self.catalog_name = new_catalog_name()
 
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import Iceberg
-
-        return Iceberg
-
     def connection_kwargs(self) -> dict[str, Any]:
-        from onetl.connection import Iceberg
-
-        conn: IcebergConnection = self.conn  # type: ignore[assignment]
+        iceberg, conn = self.onetl_connection_class(), self.conn
         return {
             "catalog_name": self.catalog_name,
-            "catalog": Iceberg.RESTCatalog(url=str(conn.rest_catalog_url), auth=_catalog_auth(conn.auth)),
-            "warehouse": _warehouse(conn.warehouse),
+            "catalog": iceberg.RESTCatalog(url=str(conn.rest_catalog_url), auth=_catalog_auth(iceberg, conn.auth)),
+            "warehouse": _warehouse(iceberg, conn.warehouse),
         }
 
     def read(self) -> DataFrame:
@@ -151,12 +145,11 @@ class IcebergHandler(DBHandler):
         return super().read()
 
 
-def _catalog_auth(auth: IcebergBearerAuth | IcebergOAuth2ClientCredentials) -> Any:
-    from onetl.connection import Iceberg
-
+def _catalog_auth(iceberg: Any, auth: IcebergBearerAuth | IcebergOAuth2ClientCredentials) -> Any:
+    """onETL's catalog auth object (``iceberg``: onETL's ``Iceberg`` class)."""
     if isinstance(auth, IcebergOAuth2ClientCredentials):
         endpoint = auth.rest_catalog_oauth2_token_endpoint
-        return Iceberg.RESTCatalog.OAuth2ClientCredentials(
+        return iceberg.RESTCatalog.OAuth2ClientCredentials(
             client_id=auth.rest_catalog_oauth2_client_id,
             client_secret=auth.rest_catalog_oauth2_client_secret,
             scopes=list(auth.rest_catalog_oauth2_scopes),
@@ -164,14 +157,13 @@ def _catalog_auth(auth: IcebergBearerAuth | IcebergOAuth2ClientCredentials) -> A
             audience=auth.rest_catalog_oauth2_audience,
             oauth2_token_endpoint=str(endpoint) if endpoint else None,
         )
-    return Iceberg.RESTCatalog.BearerAuth(access_token=auth.rest_catalog_token)
+    return iceberg.RESTCatalog.BearerAuth(access_token=auth.rest_catalog_token)
 
 
-def _warehouse(warehouse: IcebergS3DirectWarehouse | IcebergDelegatedWarehouse) -> Any:
-    from onetl.connection import Iceberg
-
+def _warehouse(iceberg: Any, warehouse: IcebergS3DirectWarehouse | IcebergDelegatedWarehouse) -> Any:
+    """onETL's warehouse object (``iceberg``: onETL's ``Iceberg`` class)."""
     if isinstance(warehouse, IcebergS3DirectWarehouse):
-        return Iceberg.S3Warehouse(
+        return iceberg.S3Warehouse(
             path=warehouse.s3_warehouse_path,
             host=warehouse.s3_host,
             port=warehouse.s3_port,
@@ -182,7 +174,7 @@ def _warehouse(warehouse: IcebergS3DirectWarehouse | IcebergDelegatedWarehouse) 
             access_key=warehouse.s3_access_key,
             secret_key=warehouse.s3_secret_key,
         )
-    return Iceberg.DelegatedWarehouse(
+    return iceberg.DelegatedWarehouse(
         name=warehouse.s3_warehouse_name,
         access_delegation=warehouse.s3_access_delegation,
     )

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler
+from syncmaster_ray.handlers.base import JDBCHandler
+from syncmaster_ray.handlers.models import JDBCConnectionModel, port_field
 
 
-class MSSQLConnection(BasicAuthModel):
-    host: str
-    port: int = Field(default=1433, ge=1, le=65535)
+class MSSQLConnection(JDBCConnectionModel):
+    port: int = port_field(1433)
     database_name: str
-    additional_params: dict[str, Any] = Field(default_factory=dict)
 
 
-class MSSQLHandler(JDBCHandler):
+class MSSQLHandler(JDBCHandler[MSSQLConnection]):
     connection_type = "mssql"
-    connection_model = MSSQLConnection
+    onetl_class = "MSSQL"
     dialect = transforms.MSSQL
     maven_packages = ("com.microsoft.sqlserver:mssql-jdbc:13.4.0.jre8",)
-
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import MSSQL
-
-        return MSSQL
 
     def extra_params(self, additional_params: dict[str, Any]) -> dict[str, Any]:
         # As SyncMaster: trust the server certificate unless the connection's own params say otherwise.

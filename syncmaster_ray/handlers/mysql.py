@@ -30,11 +30,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
-
 from syncmaster_ray.handlers import staging as staged_writes
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler, java_class
+from syncmaster_ray.handlers.base import JDBCHandler, java_class
+from syncmaster_ray.handlers.models import JDBCConnectionModel, port_field
 from syncmaster_ray.handlers.staging import OLD_SUFFIX, STAGING_SUFFIX, StagedWriteMixin, Swap
 
 if TYPE_CHECKING:
@@ -53,11 +52,8 @@ MAX_IDENTIFIER = 64  # MySQL's limit (in characters; staging_table_for counts by
 Driver = Literal["mysql", "mariadb"]
 
 
-class MySQLConnection(BasicAuthModel):
-    host: str
-    port: int = Field(default=3306, ge=1, le=65535)
-    database_name: str | None = None
-    additional_params: dict[str, Any] = Field(default_factory=dict)
+class MySQLConnection(JDBCConnectionModel):
+    port: int = port_field(3306)
 
 
 def choose_driver(setting: str, class_available: Callable[[str], bool]) -> Driver:
@@ -113,9 +109,9 @@ def mariadb_connection_class() -> type:
     return MySQLWithMariaDBDriver
 
 
-class MySQLHandler(StagedWriteMixin, JDBCHandler):
+class MySQLHandler(StagedWriteMixin, JDBCHandler[MySQLConnection]):
     connection_type = "mysql"
-    connection_model = MySQLConnection
+    onetl_class = "MySQL"
     dialect = transforms.MYSQL
     maven_packages = ("com.mysql:mysql-connector-j:9.7.0",)
     max_identifier_length = MAX_IDENTIFIER
@@ -136,16 +132,13 @@ class MySQLHandler(StagedWriteMixin, JDBCHandler):
     def onetl_connection_class(self) -> type:
         if self.driver == "mariadb":
             return mariadb_connection_class()
-        from onetl.connection import MySQL
-
-        return MySQL
+        return super().onetl_connection_class()
 
     def make_connection(self, spark: SparkSession) -> Any:
         setting = self.context.spark.mysql_driver
         self.driver = choose_driver(setting, lambda name: java_class(spark, name) is not None)
         log.info("MySQL connection %r uses the %s JDBC driver", self.connection_spec.name, self.driver)
         return super().make_connection(spark)
-
 
     def target_exists(self) -> bool:
         return bool(self.connection.fetch(self.target_exists_query()).collect()[0][0])

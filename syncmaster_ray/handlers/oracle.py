@@ -7,12 +7,14 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from syncmaster_ray.handlers import transforms
-from syncmaster_ray.handlers.base import BasicAuthModel, DBHandler
+from syncmaster_ray.handlers.base import JDBCHandler
+from syncmaster_ray.handlers.models import BasicAuthModel, ServerModel, port_field
 
 
-class OracleConnection(BasicAuthModel):
-    host: str
-    port: int = Field(default=1521, ge=1, le=65535)
+class OracleConnection(ServerModel, BasicAuthModel):
+    """Not a ``JDBCConnectionModel``: an Oracle connection names a service or a SID, not a database."""
+
+    port: int = port_field(1521)
     service_name: str | None = None
     sid: str | None = None
     additional_params: dict[str, Any] = Field(default_factory=dict)
@@ -25,20 +27,15 @@ class OracleConnection(BasicAuthModel):
         return self
 
 
-class OracleHandler(DBHandler):
+class OracleHandler(JDBCHandler[OracleConnection]):
     connection_type = "oracle"
-    connection_model = OracleConnection
+    onetl_class = "Oracle"
     dialect = transforms.ORACLE
     column_case = "upper"
     maven_packages = ("com.oracle.database.jdbc:ojdbc8:23.26.1.0.0",)
 
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import Oracle
-
-        return Oracle
-
     def connection_kwargs(self) -> dict[str, Any]:
-        conn: OracleConnection = self.conn  # type: ignore[assignment]
+        conn = self.conn
         identifier = {"sid": conn.sid} if conn.sid else {"service_name": conn.service_name}
         return {
             "host": conn.host,

@@ -12,11 +12,10 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
 from syncmaster_ray.handlers import pg_copy, transforms
 from syncmaster_ray.handlers import staging as staged_writes
-from syncmaster_ray.handlers.base import BasicAuthModel, JDBCHandler
+from syncmaster_ray.handlers.base import JDBCHandler
+from syncmaster_ray.handlers.models import JDBCConnectionModel, port_field
 from syncmaster_ray.handlers.staging import StagedWriteMixin, Swap
 
 if TYPE_CHECKING:
@@ -27,16 +26,14 @@ log = logging.getLogger(__name__)
 MAX_IDENTIFIER = 63  # bytes: Postgres truncates longer names
 
 
-class PostgresConnection(BasicAuthModel):
-    host: str
-    port: int = Field(default=5432, ge=1, le=65535)
+class PostgresConnection(JDBCConnectionModel):
+    port: int = port_field(5432)
     database_name: str
-    additional_params: dict[str, Any] = Field(default_factory=dict)
 
 
-class PostgresHandler(StagedWriteMixin, JDBCHandler):
+class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
     connection_type = "postgres"
-    connection_model = PostgresConnection
+    onetl_class = "Postgres"
     dialect = transforms.POSTGRES
     maven_packages = ("org.postgresql:postgresql:42.7.11",)
     max_identifier_length = MAX_IDENTIFIER
@@ -47,11 +44,6 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler):
         "sslpasswordcallback", "authenticationpluginclassname", "loggerfile", "sslcert", "sslkey", "sslrootcert",
         "jaasapplicationname", "jaaslogin", "sspiserviceclass", "servicename", "xmlfactoryfactory",
     })
-
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import Postgres
-
-        return Postgres
 
     def write_staging(self, df: DataFrame, staging: str) -> None:
         conninfo = self.copy_conninfo(df)
@@ -70,7 +62,7 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler):
         if columns := pg_copy.uncopyable_columns(df.schema):
             log.info("Writing with JDBC inserts: COPY does not take the types of columns %s", columns)
             return None
-        conn: PostgresConnection = self.conn  # type: ignore[assignment]
+        conn = self.conn
         conninfo = pg_copy.libpq_conninfo(conn.host, conn.port, conn.database_name, conn.user,
                                           conn.password.get_secret_value(), conn.additional_params)
         if conninfo is None:

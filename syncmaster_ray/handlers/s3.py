@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr
 
-from syncmaster_ray.handlers.base import ConnectionModel
 from syncmaster_ray.handlers.files import RemoteFileHandler
+from syncmaster_ray.handlers.models import HTTP_PORTS, ServerModel
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -24,9 +24,7 @@ S3A_FILESYSTEM = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 S3A_JAR_MARKERS = ("hadoop-aws", "spark-hadoop-cloud")
 
 
-class S3Connection(ConnectionModel):
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
+class S3Connection(ServerModel):
     bucket: str
     region: str | None = None
     protocol: Literal["http", "https"] = "https"
@@ -35,10 +33,7 @@ class S3Connection(ConnectionModel):
     additional_params: dict[str, Any] = Field(default_factory=dict)
     access_key: str
     secret_key: SecretStr
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (443 if self.protocol == "https" else 80)
+    well_known_ports = HTTP_PORTS
 
 
 def spark_hadoop_cloud_package() -> str:
@@ -50,31 +45,16 @@ def spark_hadoop_cloud_package() -> str:
     return f"org.apache.spark:spark-hadoop-cloud_2.12:{version}"
 
 
-class S3Handler(RemoteFileHandler):
+class S3Handler(RemoteFileHandler[S3Connection]):
     connection_type = "s3"
-    connection_model = S3Connection
+    onetl_class = "S3"
     spark_filesystem_class = S3A_FILESYSTEM
-
-    def onetl_connection_class(self) -> type:
-        from onetl.connection import S3
-
-        return S3
-
-    def connection_kwargs(self) -> dict[str, Any]:
-        conn: S3Connection = self.conn  # type: ignore[assignment]
-        return {
-            "host": conn.host,
-            "port": conn.effective_port,
-            "bucket": conn.bucket,
-            "protocol": conn.protocol,
-            "region": conn.region,
-            "access_key": conn.access_key,
-            "secret_key": conn.secret_key,
-        }
+    # Spark-side only (``spark_connection_kwargs``); the file client takes neither.
+    excluded_fields = frozenset({"bucket_style", "additional_params"})
 
     def spark_connection_kwargs(self) -> dict[str, Any]:
         """``SparkS3`` arguments except ``spark``."""
-        conn: S3Connection = self.conn  # type: ignore[assignment]
+        conn = self.conn
         return {
             **self.connection_kwargs(),
             "path_style_access": conn.bucket_style == "path",
