@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import DataType
 
+# ClickHouse has ILIKE; REGEXP is its alias of match(). Backslash escapes work in its literals and quoted names.
+DIALECT = transforms.Dialect(
+    quote='"', regexp="REGEXP", native_ilike=True, backslash_escapes_in_literals=True, backslash_escapes_in_names=True
+)
 DIALECT_REGISTRY_CLASS = "io.github.mtsongithub.doetl.sparkdialectextensions.clickhouse.ClickhouseDialectRegistry"
 
 
@@ -36,7 +40,7 @@ def order_by_column(columns: Sequence[str]) -> str:
 class ClickhouseHandler(JDBCHandler[ClickhouseConnection]):
     connection_type = "clickhouse"
     onetl_class = "Clickhouse"
-    dialect = transforms.CLICKHOUSE
+    dialect = DIALECT
     maven_packages = (
         "io.github.mtsongithub.doetl:spark-dialect-extension_2.12:0.0.4",
         "com.clickhouse:clickhouse-jdbc:0.7.2",

@@ -77,6 +77,9 @@ _OWN_PROPERTIES = frozenset({
     "location", "provider", "owner", "is_managed_location",
 })
 _OWN_PROPERTY_PREFIXES = ("option.", "spark.sql.")
+# Hive (and Iceberg) filters run as Spark SQL: a quote inside a literal is written \' there too.
+DIALECT = transforms.Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True,
+                             quote_in_literal="\\'")
 
 
 class HiveConnection(BasicAuthModel):
@@ -115,7 +118,7 @@ class HiveHandler(DBHandler[HiveConnection]):
     onetl_class = "Hive"
     # onETL's Hive connection takes the cluster only (no credentials).
     excluded_fields = frozenset({"user", "password"})
-    dialect = transforms.HIVE
+    dialect = DIALECT
     # SyncMaster 0.3.7 means this (HiveTransferDTO), although its DTO __post_init__ order leaves
     # replace_entire_table in effect; keeping existing tables and their partitioning is the intended behaviour.
     default_if_exists = "replace_overlapping_partitions"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, HttpUrl, SecretStr, Tag, UrlConstraints, model_validator
 
-from syncmaster_ray.handlers import transforms
+from syncmaster_ray.handlers import hive
 from syncmaster_ray.handlers.base import DBHandler
 from syncmaster_ray.handlers.models import ConnectionModel
 
@@ -117,7 +117,7 @@ def new_catalog_name() -> str:
 class IcebergHandler(DBHandler[IcebergConnection]):
     connection_type = "iceberg"
     onetl_class = "Iceberg"
-    dialect = transforms.ICEBERG
+    dialect = hive.DIALECT  # filters run as Spark SQL, as Hive's
     # See HiveHandler: SyncMaster's intended mode (0.3.7's DTO ordering leaves replace_entire_table in effect).
     default_if_exists = "replace_overlapping_partitions"
     partitioned_reads = False

@@ -8,6 +8,9 @@ from syncmaster_ray.handlers import transforms
 from syncmaster_ray.handlers.base import JDBCHandler
 from syncmaster_ray.handlers.models import JDBCConnectionModel, port_field
 
+# SQL Server has no regexp operator: SyncMaster maps ``regexp`` to LIKE (the value is a LIKE pattern there).
+DIALECT = transforms.Dialect(quote='"', regexp="LIKE", native_ilike=False)
+
 
 class MSSQLConnection(JDBCConnectionModel):
     port: int = port_field(1433)
@@ -17,7 +20,7 @@ class MSSQLConnection(JDBCConnectionModel):
 class MSSQLHandler(JDBCHandler[MSSQLConnection]):
     connection_type = "mssql"
     onetl_class = "MSSQL"
-    dialect = transforms.MSSQL
+    dialect = DIALECT
     maven_packages = ("com.microsoft.sqlserver:mssql-jdbc:13.4.0.jre8",)
 
     def extra_params(self, additional_params: dict[str, Any]) -> dict[str, Any]:

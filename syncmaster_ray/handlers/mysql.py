@@ -48,6 +48,7 @@ MARIADB_MYSQL_SCHEME_FLAG = "permitMysqlScheme"
 # What MariaDB's Connector/J accepts in ``prepareCall``: ``{call p(?)}``, ``{? = call f(?)}``, ``CALL p()``.
 CALL_STATEMENT = re.compile(r"^\s*(\{\s*)?(\?\s*=\s*)?call\b", re.IGNORECASE)
 MAX_IDENTIFIER = 64  # MySQL's limit (in characters; staging_table_for counts bytes, which is stricter)
+DIALECT = transforms.Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
 
 Driver = Literal["mysql", "mariadb"]
 
@@ -112,7 +113,7 @@ def mariadb_connection_class() -> type:
 class MySQLHandler(StagedWriteMixin, JDBCHandler[MySQLConnection]):
     connection_type = "mysql"
     onetl_class = "MySQL"
-    dialect = transforms.MYSQL
+    dialect = DIALECT
     maven_packages = ("com.mysql:mysql-connector-j:9.7.0",)
     max_identifier_length = MAX_IDENTIFIER
     leftover_suffixes = (STAGING_SUFFIX, OLD_SUFFIX)
@@ -173,5 +174,5 @@ class MySQLHandler(StagedWriteMixin, JDBCHandler[MySQLConnection]):
 def staging_table_for(table_name: str, suffix: str = STAGING_SUFFIX) -> str:
     """``db.table`` -> ``db.table__smr_staging`` (or another suffix) as MySQL stores it, within its 64-character
     names."""
-    parts = transforms.MYSQL.resolve_name(table_name)
+    parts = DIALECT.resolve_name(table_name)
     return ".".join((*parts[:-1], staged_writes.side_name(parts[-1], MAX_IDENTIFIER, suffix)))

@@ -10,6 +10,9 @@ from syncmaster_ray.handlers import transforms
 from syncmaster_ray.handlers.base import JDBCHandler
 from syncmaster_ray.handlers.models import BasicAuthModel, ServerModel, port_field
 
+DIALECT = transforms.Dialect(quote='"', regexp="REGEXP_LIKE", native_ilike=False,
+                             regexp_template="REGEXP_LIKE({name}, {value})", fold_unquoted="upper")
+
 
 class OracleConnection(ServerModel, BasicAuthModel):
     """Not a ``JDBCConnectionModel``: an Oracle connection names a service or a SID, not a database."""
@@ -30,7 +33,7 @@ class OracleConnection(ServerModel, BasicAuthModel):
 class OracleHandler(JDBCHandler[OracleConnection]):
     connection_type = "oracle"
     onetl_class = "Oracle"
-    dialect = transforms.ORACLE
+    dialect = DIALECT
     column_case = "upper"
     maven_packages = ("com.oracle.database.jdbc:ojdbc8:23.26.1.0.0",)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_IDENTIFIER = 63  # bytes: Postgres truncates longer names
+DIALECT = transforms.Dialect(quote='"', regexp="~", native_ilike=True, fold_unquoted="lower")
 
 
 class PostgresConnection(JDBCConnectionModel):
@@ -34,7 +35,7 @@ class PostgresConnection(JDBCConnectionModel):
 class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
     connection_type = "postgres"
     onetl_class = "Postgres"
-    dialect = transforms.POSTGRES
+    dialect = DIALECT
     maven_packages = ("org.postgresql:postgresql:42.7.11",)
     max_identifier_length = MAX_IDENTIFIER
     # pgJDBC instantiates the classes these name (socket and SSL factories, callbacks, auth plugins) and opens the
@@ -91,5 +92,5 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
 def staging_table_for(table_name: str) -> str:
     """``schema.table`` -> ``schema.table__smr_staging`` as Postgres stores it (unquoted parts folded), within
     Postgres' 63-byte names: the name of the staging table of a run writing ``table_name``."""
-    parts = transforms.POSTGRES.resolve_name(table_name)
+    parts = DIALECT.resolve_name(table_name)
     return ".".join((*parts[:-1], staged_writes.side_name(parts[-1], MAX_IDENTIFIER)))

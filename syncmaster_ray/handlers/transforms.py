@@ -124,20 +124,7 @@ class Dialect:
         return f"{name} {self.regexp} {value}"
 
 
-POSTGRES = Dialect(quote='"', regexp="~", native_ilike=True, fold_unquoted="lower")
-ORACLE = Dialect(quote='"', regexp="REGEXP_LIKE", native_ilike=False, regexp_template="REGEXP_LIKE({name}, {value})",
-                 fold_unquoted="upper")
-# ClickHouse has ILIKE; REGEXP is its alias of match(). Backslash escapes work in its literals and quoted names.
-CLICKHOUSE = Dialect(
-    quote='"', regexp="REGEXP", native_ilike=True, backslash_escapes_in_literals=True, backslash_escapes_in_names=True
-)
-# SQL Server has no regexp operator: SyncMaster maps ``regexp`` to LIKE (the value is a LIKE pattern there).
-MSSQL = Dialect(quote='"', regexp="LIKE", native_ilike=False)
-MYSQL = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
-# Hive and Iceberg filters run as Spark SQL: a quote inside a literal is written \' there too.
-HIVE = Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True,
-               quote_in_literal="\\'")
-ICEBERG = HIVE
+# Each database type's dialect is in its handler's module (``DIALECT``).
 # File sources: filters run as Spark SQL on the DataFrame read (Spark >= 3.3 has ILIKE).
 SPARK = Dialect(
     quote="`", regexp="RLIKE", native_ilike=True, backslash_escapes_in_literals=True, quote_in_literal="\\'"

@@ -16,7 +16,9 @@ from pydantic import SecretStr, ValidationError
 from syncmaster_ray.errors import ConfigError, InvalidParamsError
 from syncmaster_ray.handlers import transforms
 from syncmaster_ray.handlers.base import DBHandler
+from syncmaster_ray.handlers.clickhouse import DIALECT as CLICKHOUSE
 from syncmaster_ray.handlers.clickhouse import ClickhouseHandler, order_by_column
+from syncmaster_ray.handlers.hive import DIALECT as HIVE
 from syncmaster_ray.handlers.hive import HiveHandler
 from syncmaster_ray.handlers.iceberg import (
     IcebergBearerAuth,
@@ -25,7 +27,9 @@ from syncmaster_ray.handlers.iceberg import (
     IcebergOAuth2ClientCredentials,
     IcebergS3DirectWarehouse,
 )
+from syncmaster_ray.handlers.mssql import DIALECT as MSSQL
 from syncmaster_ray.handlers.mssql import MSSQLHandler
+from syncmaster_ray.handlers.mysql import DIALECT as MYSQL
 from syncmaster_ray.handlers.mysql import (
     MARIADB_DRIVER_CLASS,
     MYSQL_DRIVER_CLASS,
@@ -34,7 +38,9 @@ from syncmaster_ray.handlers.mysql import (
     mariadb_connection_class,
     mariadb_jdbc_url,
 )
+from syncmaster_ray.handlers.oracle import DIALECT as ORACLE
 from syncmaster_ray.handlers.oracle import OracleHandler
+from syncmaster_ray.handlers.postgres import DIALECT as POSTGRES
 from syncmaster_ray.handlers.postgres import PostgresHandler
 from syncmaster_ray.handlers.registry import handler_class_for
 from syncmaster_ray.settings import get_settings
@@ -413,8 +419,8 @@ EXPECTED_CLAUSES = {
 }
 EXPECTED_CLAUSES["iceberg"] = EXPECTED_CLAUSES["hive"]
 DIALECTS = {
-    "postgres": transforms.POSTGRES, "oracle": transforms.ORACLE, "clickhouse": transforms.CLICKHOUSE,
-    "mssql": transforms.MSSQL, "mysql": transforms.MYSQL, "hive": transforms.HIVE, "iceberg": transforms.ICEBERG,
+    "postgres": POSTGRES, "oracle": ORACLE, "clickhouse": CLICKHOUSE, "mssql": MSSQL, "mysql": MYSQL, "hive": HIVE,
+    "iceberg": HIVE,
 }
 
 
@@ -484,20 +490,20 @@ def test_values_are_escaped_per_dialect(connection_type, literal_sql):
 
 def test_a_trailing_backslash_cannot_close_the_literal():
     # MySQL would read 'x\' as an unterminated string starting with x'
-    assert transforms.MYSQL.literal("x\\") == "'x\\\\'"
-    assert transforms.rows_filter_sql([{"type": "regexp", "field": "f", "value": "x\\"}], transforms.MYSQL) == (
+    assert MYSQL.literal("x\\") == "'x\\\\'"
+    assert transforms.rows_filter_sql([{"type": "regexp", "field": "f", "value": "x\\"}], MYSQL) == (
         "`f` RLIKE 'x\\\\'"
     )
 
 
 def test_clickhouse_escapes_backslashes_in_names():
-    assert transforms.CLICKHOUSE.quote_name('a\\" OR 1=1 --') == '"a\\\\"" OR 1=1 --"'
-    assert transforms.POSTGRES.quote_name("a\\b") == '"a\\b"'
-    assert transforms.MYSQL.quote_name("a\\b") == "`a\\b`"
+    assert CLICKHOUSE.quote_name('a\\" OR 1=1 --') == '"a\\\\"" OR 1=1 --"'
+    assert POSTGRES.quote_name("a\\b") == '"a\\b"'
+    assert MYSQL.quote_name("a\\b") == "`a\\b`"
 
 
 def test_oracle_regexp_value_is_escaped_inside_the_function():
-    sql = transforms.rows_filter_sql([{"type": "regexp", "field": "name", "value": "^O'B{2}"}], transforms.ORACLE)
+    sql = transforms.rows_filter_sql([{"type": "regexp", "field": "name", "value": "^O'B{2}"}], ORACLE)
     assert sql == "REGEXP_LIKE(\"name\", '^O''B{2}')"
 
 
@@ -1047,14 +1053,12 @@ def test_a_target_schema_that_does_not_exist_fails_naming_it_before_anything_is_
     ("Orders", ("orders",)),
 ])
 def test_postgres_names_resolve_as_postgres_stores_them(name, parts):
-    from syncmaster_ray.handlers import transforms
 
-    assert transforms.POSTGRES.resolve_name(name) == parts
+    assert POSTGRES.resolve_name(name) == parts
 
 
 @pytest.mark.parametrize("name", ['public."open', 'public."a"x', "public..t", ""])
 def test_malformed_table_names_are_invalid_params(name):
-    from syncmaster_ray.handlers import transforms
 
     with pytest.raises(InvalidParamsError):
-        transforms.POSTGRES.resolve_name(name)
+        POSTGRES.resolve_name(name)

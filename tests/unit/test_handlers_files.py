@@ -36,6 +36,7 @@ from syncmaster_ray.handlers.formats import (
     render_file_name,
 )
 from syncmaster_ray.handlers.hdfs import HDFSHandler, register_hdfs_clusters
+from syncmaster_ray.handlers.postgres import DIALECT as POSTGRES
 from syncmaster_ray.handlers.registry import handler_class_for
 from syncmaster_ray.job.placement import placement_strategy
 from syncmaster_ray.outcome import error_with_cause
@@ -365,7 +366,7 @@ def test_rows_and_columns_filters_are_spark_sql():
 def test_spark_dialect_escapes_quotes_with_backslash():
     # Spark SQL reads 'a''b' as two adjacent literals ('ab'): a doubled quote would silently change the value.
     assert transforms.SPARK.literal("it's") == "'it\\'s'"
-    assert transforms.POSTGRES.literal("it's") == "'it''s'"
+    assert POSTGRES.literal("it's") == "'it''s'"
 
 
 def test_file_metadata_filters_from_every_transformation():

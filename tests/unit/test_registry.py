@@ -9,9 +9,9 @@ import pytest
 from syncmaster_ray.errors import InvalidParamsError, UnsupportedConnectionTypeError
 from syncmaster_ray.handlers import DBHandler, Handler
 from syncmaster_ray.handlers.files import FileHandler
+from syncmaster_ray.handlers.postgres import DIALECT as POSTGRES
 from syncmaster_ray.handlers.postgres import PostgresConnection, PostgresHandler
 from syncmaster_ray.handlers.registry import HANDLERS, KNOWN_TYPES, handler_class_for
-from syncmaster_ray.handlers.transforms import POSTGRES
 from syncmaster_ray.settings import SparkSettings
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
 

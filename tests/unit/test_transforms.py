@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from syncmaster_ray.errors import InvalidParamsError
+from syncmaster_ray.handlers.postgres import DIALECT as POSTGRES
 from syncmaster_ray.handlers.transforms import (
-    POSTGRES,
     Dialect,
     columns_filter_sql,
     filters_of,
