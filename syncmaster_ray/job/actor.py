@@ -262,12 +262,11 @@ def _warm_up_repository(database_url: str) -> None:
 
     from syncmaster_ray.db.engine import get_engine
     from syncmaster_ray.db.repository import RunRepository  # noqa: F401
-    from syncmaster_ray.handlers.registry import handler_class_for
-    from syncmaster_ray.job.standby import JDBC_TYPES
+    from syncmaster_ray.handlers.registry import handler_class_for, jdbc_types
 
     with get_engine(database_url).connect() as connection:
         connection.execute(text("SELECT 1"))
-    for kind in JDBC_TYPES:
+    for kind in jdbc_types():
         handler_class_for(kind)
 
 

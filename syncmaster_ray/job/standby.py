@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "standby-"
 CLAIM_TIMEOUT_SECONDS = 10
-# The databases whose drivers a standby started with Maven packages carries.
-JDBC_TYPES = ("postgres", "mysql", "oracle", "mssql", "clickhouse")
 
 
 @dataclass(frozen=True)
@@ -71,9 +69,9 @@ def standby_shape(settings: AppSettings) -> SessionShape:
     """SyncMaster's default resources, and the Maven packages of every JDBC database when Maven is used."""
     if not settings.spark.use_maven_packages:
         return SessionShape(resources=Resources())
-    from syncmaster_ray.handlers.registry import handler_class_for
+    from syncmaster_ray.handlers.registry import handler_class_for, jdbc_types
 
-    jdbc = [handler_class_for(kind) for kind in JDBC_TYPES]
+    jdbc = [handler_class_for(kind) for kind in jdbc_types()]  # the databases whose drivers a standby carries
     packages = tuple(sorted({package for cls in jdbc for package in cls.maven_packages}))
     return SessionShape(resources=Resources(), maven_packages=packages)
 

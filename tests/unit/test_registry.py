@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 
 from syncmaster_ray.errors import InvalidParamsError, UnsupportedConnectionTypeError
-from syncmaster_ray.handlers import DBHandler, Handler
+from syncmaster_ray.handlers.base import DBHandler, Handler
 from syncmaster_ray.handlers.files import FileHandler
 from syncmaster_ray.handlers.postgres import DIALECT as POSTGRES
 from syncmaster_ray.handlers.postgres import PostgresConnection, PostgresHandler
-from syncmaster_ray.handlers.registry import HANDLERS, KNOWN_TYPES, handler_class_for
+from syncmaster_ray.handlers.registry import KNOWN_TYPES, handler_class_for, handler_classes, jdbc_types
 from syncmaster_ray.settings import SparkSettings
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
 
@@ -71,17 +71,21 @@ def test_postgres_resolves_to_postgres_handler():
 
 
 def test_every_registered_handler_imports_and_matches_its_type():
-    for connection_type in HANDLERS:
+    for connection_type in handler_classes():
         assert handler_class_for(connection_type).connection_type == connection_type
 
 
 def test_known_types_are_syncmaster_0_3_7_types():
     assert set(KNOWN_TYPES) == SYNCMASTER_0_3_7_TYPES
-    assert set(HANDLERS) <= set(KNOWN_TYPES)
+    assert set(handler_classes()) <= set(KNOWN_TYPES)
 
 
 def test_every_syncmaster_type_is_supported():
-    assert set(HANDLERS) == SYNCMASTER_0_3_7_TYPES
+    assert set(handler_classes()) == SYNCMASTER_0_3_7_TYPES
+
+
+def test_jdbc_types_are_the_jdbc_handlers():
+    assert set(jdbc_types()) == {"clickhouse", "mssql", "mysql", "oracle", "postgres"}
 
 
 def test_every_db_type_is_supported_by_a_db_handler():
@@ -98,7 +102,7 @@ def test_every_file_type_is_supported_by_a_file_handler(connection_type):
 
 
 def test_known_but_unsupported_type(monkeypatch):
-    monkeypatch.delitem(HANDLERS, "samba")
+    monkeypatch.delitem(handler_classes(), "samba")
     with pytest.raises(UnsupportedConnectionTypeError) as info:
         handler_class_for("samba")
     reason = info.value.reason
@@ -118,7 +122,7 @@ def test_unknown_type(connection_type):
 
 
 def test_unsupported_and_unknown_messages_differ(monkeypatch):
-    monkeypatch.delitem(HANDLERS, "s3")
+    monkeypatch.delitem(handler_classes(), "s3")
     with pytest.raises(UnsupportedConnectionTypeError) as known:
         handler_class_for("s3")
     with pytest.raises(UnsupportedConnectionTypeError) as unknown:
