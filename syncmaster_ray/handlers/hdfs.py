@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from syncmaster_ray.handlers.files import RemoteFileHandler
+from syncmaster_ray.handlers.files.remote import RemoteFileHandler
 from syncmaster_ray.handlers.models import BasicAuthModel
 
 if TYPE_CHECKING:

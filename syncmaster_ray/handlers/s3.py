@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr
 
-from syncmaster_ray.handlers.files import RemoteFileHandler
+from syncmaster_ray.handlers.files.remote import RemoteFileHandler
 from syncmaster_ray.handlers.models import HTTP_PORTS, ServerModel
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from syncmaster_ray.handlers.files import FileHandler
+from syncmaster_ray.handlers.files.handler import FileHandler
 from syncmaster_ray.handlers.models import FileServerModel
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncmaster_ray.handlers.files import FileHandler
+from syncmaster_ray.handlers.files.handler import FileHandler
 from syncmaster_ray.handlers.models import FileServerModel, port_field
 
 

@@ -17,16 +17,11 @@ from pydantic import SecretStr
 from syncmaster_ray.errors import InvalidParamsError, SourceError, TargetError
 from syncmaster_ray.handlers import transforms
 from syncmaster_ray.handlers.context import HandlerContext
-from syncmaster_ray.handlers.files import (
-    FileFilterSpec,
-    FileHandler,
-    RemoteFileHandler,
-    directory_path_of,
-    file_filters_of,
-    is_spark_metadata_file,
-    onetl_file_filters,
-    output_file_names,
-)
+from syncmaster_ray.handlers.files.filters import FileFilterSpec, file_filters_of, onetl_file_filters
+from syncmaster_ray.handlers.files.handler import FileHandler
+from syncmaster_ray.handlers.files.naming import is_spark_metadata_file, output_file_names
+from syncmaster_ray.handlers.files.params import directory_path_of
+from syncmaster_ray.handlers.files.remote import RemoteFileHandler
 from syncmaster_ray.handlers.formats import (
     REQUIRED_JARS,
     FileFormatSpec,
@@ -834,7 +829,7 @@ def test_failed_undo_is_in_the_reason_and_the_replaced_files_are_kept(storage):
 
 
 def test_undo_failed_names_a_few_problems_and_counts_the_rest():
-    from syncmaster_ray.handlers.files import UndoFailed, parent_dirs
+    from syncmaster_ray.handlers.files.move import UndoFailed, parent_dirs
 
     assert str(UndoFailed(["a", "b", "c", "d", "e"])) == "a; b; c; and 2 more"
     assert str(UndoFailed(["a"])) == "a"

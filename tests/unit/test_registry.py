@@ -8,7 +8,7 @@ import pytest
 
 from syncmaster_ray.errors import InvalidParamsError, UnsupportedConnectionTypeError
 from syncmaster_ray.handlers.base import DBHandler, Handler
-from syncmaster_ray.handlers.files import FileHandler
+from syncmaster_ray.handlers.files.handler import FileHandler
 from syncmaster_ray.handlers.postgres import DIALECT as POSTGRES
 from syncmaster_ray.handlers.postgres import PostgresConnection, PostgresHandler
 from syncmaster_ray.handlers.registry import KNOWN_TYPES, handler_class_for, handler_classes, jdbc_types
