@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from psycopg.sql import Composed
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
@@ -45,13 +46,19 @@ def libpq_conninfo(host: str, port: int, database: str, user: str, password: str
             **{key: str(value) for key, value in additional_params.items()}}
 
 
-def copy_statement(table: str, columns: list[str]) -> str:
-    """``COPY`` into ``table`` (named as Spark's JDBC writer names it: unquoted) with quoted column names."""
-    names = ", ".join('"' + column.replace('"', '""') + '"' for column in columns)
-    return f"COPY {table} ({names}) FROM STDIN (FORMAT csv)"
+def copy_statement(table: str, columns: list[str]) -> Composed:
+    """``COPY`` into ``table`` (SQL text, named as the JDBC writer was told) with column names quoted by psycopg.
+
+    psycopg renders it against each partition's own connection (it pickles to the executors as it is).
+    """
+    from psycopg import sql
+
+    return sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT csv)").format(
+        table=sql.SQL(table), columns=sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+    )
 
 
-def partition_copier(conninfo: dict[str, Any], statement: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
+def partition_copier(conninfo: dict[str, Any], statement: Composed) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The function each partition runs on its executor: copy its Arrow batches, yield its row count."""
 
     def copy_partition(batches: Iterator[Any]) -> Iterator[Any]:

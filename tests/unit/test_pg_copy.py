@@ -36,6 +36,6 @@ def test_libpq_takes_ssl_and_timeouts_but_not_jdbc_only_properties():
 
 
 def test_copy_statement_names_the_table_as_spark_does_and_quotes_columns():
-    assert pg_copy.copy_statement("public.t__smr_staging", ["id", 'we"ird']) == (
+    assert pg_copy.copy_statement("public.t__smr_staging", ["id", 'we"ird']).as_string(None) == (
         'COPY public.t__smr_staging ("id", "we""ird") FROM STDIN (FORMAT csv)'
     )
