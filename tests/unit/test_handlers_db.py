@@ -18,8 +18,6 @@ from syncmaster_ray.handlers import transforms
 from syncmaster_ray.handlers.base import DBHandler
 from syncmaster_ray.handlers.clickhouse import DIALECT as CLICKHOUSE
 from syncmaster_ray.handlers.clickhouse import ClickhouseHandler, order_by_column
-from syncmaster_ray.handlers.hive import DIALECT as HIVE
-from syncmaster_ray.handlers.hive import HiveHandler
 from syncmaster_ray.handlers.iceberg import (
     IcebergBearerAuth,
     IcebergDelegatedWarehouse,
@@ -27,7 +25,6 @@ from syncmaster_ray.handlers.iceberg import (
     IcebergOAuth2ClientCredentials,
     IcebergS3DirectWarehouse,
 )
-from syncmaster_ray.handlers.mssql import DIALECT as MSSQL
 from syncmaster_ray.handlers.mssql import MSSQLHandler
 from syncmaster_ray.handlers.mysql import DIALECT as MYSQL
 from syncmaster_ray.handlers.mysql import (
@@ -45,37 +42,12 @@ from syncmaster_ray.handlers.postgres import PostgresHandler
 from syncmaster_ray.handlers.registry import handler_class_for
 from syncmaster_ray.settings import get_settings
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
+from tests.unit.handler_cases import BASIC_AUTH, CASES, DB_TYPES, OPERATORS, PASSWORD, S3_SECRET, TOKEN
 
-PASSWORD = "Db-Pa55w0rd-never-shown"
-TOKEN = "Rest-T0ken-never-shown"
 CLIENT_SECRET = "OAuth-S3cret-never-shown"
-S3_SECRET = "S3-S3cret-never-shown"
 SECRETS = (PASSWORD, TOKEN, CLIENT_SECRET, S3_SECRET)
-BASIC_AUTH = {"type": "basic", "user": "etl", "password": PASSWORD}
-
-# connection.data as SyncMaster 0.3.7's API stores it (model_dump: every default present).
-DATA: dict[str, dict[str, Any]] = {
-    "postgres": {"host": "pg.example", "port": 5432, "database_name": "src", "additional_params": {}},
-    "mysql": {"host": "mysql.example", "port": 3306, "database_name": "shop",
-              "additional_params": {"useSSL": "false"}},
-    "oracle": {"host": "oracle.example", "port": 1522, "service_name": "XEPDB1", "sid": None,
-               "additional_params": {"defaultRowPrefetch": "1000"}},
-    "mssql": {"host": "mssql.example", "port": 1433, "database_name": "sales", "additional_params": {}},
-    "clickhouse": {"host": "ch.example", "port": 8123, "database_name": None, "additional_params": {}},
-    "hive": {"cluster": "test-hive"},
-}
-ICEBERG_DIRECT = {
-    "type": "iceberg_rest_s3_direct",
-    "rest_catalog_url": "http://rest.example:8181",
-    "s3_warehouse_path": "/data",
-    "s3_host": "minio.example",
-    "s3_port": 9010,
-    "s3_protocol": "http",
-    "s3_bucket": "warehouse",
-    "s3_region": "us-east-1",
-    "s3_bucket_style": "path",
-    "s3_additional_params": {},
-}
+DATA: dict[str, dict[str, Any]] = {kind: CASES[kind].data for kind in DB_TYPES}
+ICEBERG_DIRECT = CASES["iceberg"].data
 ICEBERG_DELEGATED = {
     "type": "iceberg_rest_s3_delegated",
     "rest_catalog_url": "https://catalog.example/api/catalog",
@@ -97,16 +69,8 @@ ICEBERG_AUTH = {
     "iceberg_rest_oauth2_client_credentials": OAUTH2,
 }
 
-HANDLER_CLASSES: dict[str, type[DBHandler]] = {
-    "postgres": PostgresHandler,
-    "mysql": MySQLHandler,
-    "oracle": OracleHandler,
-    "mssql": MSSQLHandler,
-    "clickhouse": ClickhouseHandler,
-    "hive": HiveHandler,
-    "iceberg": IcebergHandler,
-}
-TYPES = sorted(HANDLER_CLASSES)
+HANDLER_CLASSES: dict[str, type[DBHandler]] = {kind: handler_class_for(kind) for kind in DB_TYPES}
+TYPES = DB_TYPES
 
 
 def connection(connection_type: str, data: dict | None = None, auth: dict | None = None, **overrides) -> ConnectionSpec:
@@ -151,29 +115,9 @@ def assert_no_secret(text: str) -> None:
 # --- connection kwargs (what the onETL class gets besides spark) ---------------------------------------------------
 
 
-def test_postgres_kwargs():
-    kwargs = build(connection("postgres")).connection_kwargs()
-    assert secret(kwargs.pop("password")) == PASSWORD
-    assert kwargs == {"host": "pg.example", "port": 5432, "user": "etl", "database": "src", "extra": {}}
-
-
-def test_mysql_kwargs():
-    kwargs = build(connection("mysql")).connection_kwargs()
-    assert secret(kwargs.pop("password")) == PASSWORD
-    assert kwargs == {"host": "mysql.example", "port": 3306, "user": "etl", "database": "shop",
-                      "extra": {"useSSL": "false", **MySQLHandler.forced_params}}
-
-
 def test_mysql_defaults_port_and_no_database():
     kwargs = build(connection("mysql", {"host": "m"})).connection_kwargs()
     assert (kwargs["port"], kwargs["database"], kwargs["extra"]) == (3306, None, MySQLHandler.forced_params)
-
-
-def test_oracle_kwargs_with_service_name():
-    kwargs = build(connection("oracle")).connection_kwargs()
-    assert secret(kwargs.pop("password")) == PASSWORD
-    assert kwargs == {"host": "oracle.example", "port": 1522, "user": "etl", "service_name": "XEPDB1",
-                      "extra": {"defaultRowPrefetch": "1000"}}
 
 
 def test_oracle_kwargs_with_sid_and_default_port():
@@ -183,23 +127,13 @@ def test_oracle_kwargs_with_sid_and_default_port():
     assert kwargs["port"] == 1521
 
 
-def test_mssql_kwargs_trust_server_certificate_is_merged():
-    kwargs = build(connection("mssql")).connection_kwargs()
-    assert secret(kwargs.pop("password")) == PASSWORD
-    assert kwargs == {"host": "mssql.example", "port": 1433, "user": "etl", "database": "sales",
-                      "extra": {"trustServerCertificate": "true"}}
-
-
 def test_mssql_additional_params_win_over_trust_server_certificate():
     conn = connection("mssql", additional_params={"trustServerCertificate": "false", "encrypt": "true"})
     assert build(conn).connection_kwargs()["extra"] == {"trustServerCertificate": "false", "encrypt": "true"}
     assert build(connection("mssql", {"host": "s", "database_name": "d"})).connection_kwargs()["port"] == 1433
 
 
-def test_clickhouse_kwargs():
-    kwargs = build(connection("clickhouse")).connection_kwargs()
-    assert secret(kwargs.pop("password")) == PASSWORD
-    assert kwargs == {"host": "ch.example", "port": 8123, "user": "etl", "database": None, "extra": {}}
+def test_clickhouse_kwargs_default_port():
     assert build(connection("clickhouse", {"host": "c", "database_name": "db"})).connection_kwargs()["port"] == 8123
 
 
@@ -389,39 +323,8 @@ def test_invalid_iceberg_connection(data, auth_type, auth_overrides, messages):
 
 # --- dialects: quoting and the rows-filter SQL ---------------------------------------------------------------------
 
-OPERATORS = ["is_null", "is_not_null", "equal", "not_equal", "greater_than", "greater_or_equal", "less_than",
-             "less_or_equal", "like", "ilike", "not_like", "not_ilike", "regexp"]
-# One expected clause per operator, in OPERATORS order, for field "Name" and value "a%".
-EXPECTED_CLAUSES = {
-    "postgres": ['"Name" IS NULL', '"Name" IS NOT NULL', "\"Name\" = 'a%'", "\"Name\" != 'a%'", "\"Name\" > 'a%'",
-                 "\"Name\" >= 'a%'", "\"Name\" < 'a%'", "\"Name\" <= 'a%'", "\"Name\" LIKE 'a%'",
-                 "\"Name\" ILIKE 'a%'", "\"Name\" NOT LIKE 'a%'", "\"Name\" NOT ILIKE 'a%'", "\"Name\" ~ 'a%'"],
-    "oracle": ['"Name" IS NULL', '"Name" IS NOT NULL', "\"Name\" = 'a%'", "\"Name\" != 'a%'", "\"Name\" > 'a%'",
-               "\"Name\" >= 'a%'", "\"Name\" < 'a%'", "\"Name\" <= 'a%'", "\"Name\" LIKE 'a%'",
-               "LOWER(\"Name\") LIKE LOWER('a%')", "\"Name\" NOT LIKE 'a%'", "LOWER(\"Name\") NOT LIKE LOWER('a%')",
-               "REGEXP_LIKE(\"Name\", 'a%')"],
-    "clickhouse": ['"Name" IS NULL', '"Name" IS NOT NULL', "\"Name\" = 'a%'", "\"Name\" != 'a%'",
-                   "\"Name\" > 'a%'", "\"Name\" >= 'a%'", "\"Name\" < 'a%'", "\"Name\" <= 'a%'",
-                   "\"Name\" LIKE 'a%'", "\"Name\" ILIKE 'a%'", "\"Name\" NOT LIKE 'a%'", "\"Name\" NOT ILIKE 'a%'",
-                   "\"Name\" REGEXP 'a%'"],
-    "mssql": ['"Name" IS NULL', '"Name" IS NOT NULL', "\"Name\" = 'a%'", "\"Name\" != 'a%'", "\"Name\" > 'a%'",
-              "\"Name\" >= 'a%'", "\"Name\" < 'a%'", "\"Name\" <= 'a%'", "\"Name\" LIKE 'a%'",
-              "LOWER(\"Name\") LIKE LOWER('a%')", "\"Name\" NOT LIKE 'a%'", "LOWER(\"Name\") NOT LIKE LOWER('a%')",
-              "\"Name\" LIKE 'a%'"],
-    "mysql": ["`Name` IS NULL", "`Name` IS NOT NULL", "`Name` = 'a%'", "`Name` != 'a%'", "`Name` > 'a%'",
-              "`Name` >= 'a%'", "`Name` < 'a%'", "`Name` <= 'a%'", "`Name` LIKE 'a%'",
-              "LOWER(`Name`) LIKE LOWER('a%')", "`Name` NOT LIKE 'a%'", "LOWER(`Name`) NOT LIKE LOWER('a%')",
-              "`Name` RLIKE 'a%'"],
-    "hive": ["`Name` IS NULL", "`Name` IS NOT NULL", "`Name` = 'a%'", "`Name` != 'a%'", "`Name` > 'a%'",
-             "`Name` >= 'a%'", "`Name` < 'a%'", "`Name` <= 'a%'", "`Name` LIKE 'a%'",
-             "LOWER(`Name`) LIKE LOWER('a%')", "`Name` NOT LIKE 'a%'", "LOWER(`Name`) NOT LIKE LOWER('a%')",
-             "`Name` RLIKE 'a%'"],
-}
-EXPECTED_CLAUSES["iceberg"] = EXPECTED_CLAUSES["hive"]
-DIALECTS = {
-    "postgres": POSTGRES, "oracle": ORACLE, "clickhouse": CLICKHOUSE, "mssql": MSSQL, "mysql": MYSQL, "hive": HIVE,
-    "iceberg": HIVE,
-}
+EXPECTED_CLAUSES = {kind: CASES[kind].db.clauses for kind in DB_TYPES}
+DIALECTS = {kind: CASES[kind].db.dialect for kind in DB_TYPES}
 
 
 def test_every_type_has_expectations():
@@ -456,13 +359,9 @@ def test_handler_where_has_all_thirteen_operators(connection_type):
     assert handler.where == " AND ".join(EXPECTED_CLAUSES[connection_type])
 
 
-@pytest.mark.parametrize(
-    ("connection_type", "quoted"),
-    [("postgres", '"we""ird"'), ("oracle", '"we""ird"'), ("mssql", '"we""ird"'), ("clickhouse", '"we""ird"'),
-     ("mysql", '`we"ird`'), ("hive", '`we"ird`'), ("iceberg", '`we"ird`')],
-)
-def test_quoting(connection_type, quoted):
-    assert DIALECTS[connection_type].quote_name('we"ird') == quoted
+@pytest.mark.parametrize("connection_type", TYPES)
+def test_quoting(connection_type):
+    assert DIALECTS[connection_type].quote_name('we"ird') == CASES[connection_type].db.quoted
 
 
 @pytest.mark.parametrize("connection_type", ["mysql", "hive", "iceberg"])
@@ -602,22 +501,9 @@ def test_oracle_target_column_names_are_upper_case():
 
 # --- Maven packages (onETL 0.17, Spark 3.5, Scala 2.12) ------------------------------------------------------------
 
-MAVEN = {
-    "postgres": ("org.postgresql:postgresql:42.7.11",),
-    "oracle": ("com.oracle.database.jdbc:ojdbc8:23.26.1.0.0",),
-    "clickhouse": ("io.github.mtsongithub.doetl:spark-dialect-extension_2.12:0.0.4",
-                   "com.clickhouse:clickhouse-jdbc:0.7.2", "com.clickhouse:clickhouse-http-client:0.7.2"),
-    "mssql": ("com.microsoft.sqlserver:mssql-jdbc:13.4.0.jre8",),
-    "mysql": ("com.mysql:mysql-connector-j:9.7.0",),
-    "hive": (),
-    "iceberg": ("org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.0",
-                "org.apache.iceberg:iceberg-aws-bundle:1.10.0"),
-}
-
-
 @pytest.mark.parametrize("connection_type", TYPES)
 def test_maven_packages(connection_type):
-    assert HANDLER_CLASSES[connection_type].maven_packages == MAVEN[connection_type]
+    assert HANDLER_CLASSES[connection_type].maven_packages == CASES[connection_type].db.maven
 
 
 def test_maven_packages_match_onetl():
@@ -643,9 +529,7 @@ def test_onetl_connection_class(connection_type):
 
     handler = build(sample_connection(connection_type))
     cls = handler.onetl_connection_class()
-    expected = {"postgres": "Postgres", "mysql": "MySQL", "oracle": "Oracle", "mssql": "MSSQL",
-                "clickhouse": "Clickhouse", "hive": "Hive", "iceberg": "Iceberg"}[connection_type]
-    assert cls is getattr(onetl.connection, expected)
+    assert cls is getattr(onetl.connection, CASES[connection_type].onetl_class)
     assert set(handler.connection_kwargs()) <= set(cls.model_fields) - {"spark"}
 
 

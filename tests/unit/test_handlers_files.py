@@ -37,27 +37,12 @@ from syncmaster_ray.job.placement import placement_strategy
 from syncmaster_ray.outcome import error_with_cause
 from syncmaster_ray.settings import HDFSClusterSettings, SparkSettings
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy, hwm_name
+from tests.unit.handler_cases import BASIC_AUTH, CASES, CSV, FILE_TYPES, PASSWORD, S3_SECRET
 
-PASSWORD = "File-Pa55w0rd-never-shown"
-S3_SECRET = "S3-S3cret-never-shown"
-BASIC_AUTH = {"type": "basic", "user": "etl", "password": PASSWORD}
-# connection.data and auth_data as SyncMaster 0.3.7's API stores them (model_dump: every default present).
 CONNECTIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "sftp": ({"host": "sftp.example", "port": 2222}, BASIC_AUTH),
-    "ftp": ({"host": "ftp.example", "port": 21}, BASIC_AUTH),
-    "ftps": ({"host": "ftps.example", "port": 990}, BASIC_AUTH),
-    "webdav": ({"host": "dav.example", "port": None, "protocol": "https"}, BASIC_AUTH),
-    "samba": ({"host": "smb.example", "share": "data", "port": None, "protocol": "SMB", "domain": "CORP"},
-              {"type": "samba", "user": "etl", "password": PASSWORD, "auth_type": "NTLMv1"}),
-    "s3": ({"host": "s3.example", "port": 9010, "bucket": "lake", "region": "ru-1", "protocol": "http",
-            "bucket_style": "path", "additional_params": {"fast.upload.buffer": "bytebuffer"}},
-           {"type": "s3", "access_key": "AKIA-unit", "secret_key": S3_SECRET}),
-    "hdfs": ({"cluster": "rnd-dwh"}, BASIC_AUTH),
+    kind: (CASES[kind].data, CASES[kind].auth) for kind in FILE_TYPES
 }
-FILE_TYPES = sorted(CONNECTIONS)
 LOCAL_TYPES = ["ftp", "ftps", "samba", "sftp", "webdav"]
-CSV = {"type": "csv", "delimiter": ";", "encoding": "utf-8", "quote": '"', "escape": "\\", "include_header": False,
-       "line_sep": "\n", "compression": "gzip"}
 TEMPLATE = "{run_created_at}-{index}.{extension}"
 CREATED = datetime(2024, 5, 1, 9, 8, 7, tzinfo=UTC)
 
@@ -106,20 +91,6 @@ def build(kind: str, role: str = "source", settings: SparkSettings | None = None
 # --- connection kwargs ---------------------------------------------------------------------------------------------
 
 
-def test_sftp_kwargs_no_compression_no_host_key_check():
-    kwargs = build("sftp").connection_kwargs()
-    assert kwargs == {"host": "sftp.example", "port": 2222, "user": "etl", "password": SecretStr(PASSWORD),
-                      "extra": {"compress": False, "host_key_check": False}}
-
-
-@pytest.mark.parametrize("kind", ["ftp", "ftps"])
-def test_ftp_kwargs(kind):
-    handler = build(kind)
-    assert handler.connection_kwargs() == {"host": f"{kind}.example", "port": CONNECTIONS[kind][0]["port"],
-                                           "user": "etl", "password": SecretStr(PASSWORD)}
-    assert handler.onetl_connection_class().__name__ == kind.upper()
-
-
 @pytest.mark.parametrize(("protocol", "port", "expected"), [("https", None, 443), ("http", None, 80),
                                                             ("http", 8088, 8088)])
 def test_webdav_kwargs_port_defaults_by_protocol_and_no_ssl_verify(protocol, port, expected):
@@ -127,12 +98,6 @@ def test_webdav_kwargs_port_defaults_by_protocol_and_no_ssl_verify(protocol, por
     kwargs = build("webdav", source=conn).connection_kwargs()
     assert kwargs == {"host": "dav", "port": expected, "protocol": protocol, "user": "etl",
                       "password": SecretStr(PASSWORD), "extra": {"ssl_verify": False}}
-
-
-def test_samba_kwargs_from_data_and_samba_auth():
-    kwargs = build("samba").connection_kwargs()
-    assert kwargs == {"host": "smb.example", "port": 445, "share": "data", "protocol": "SMB", "domain": "CORP",
-                      "user": "etl", "password": SecretStr(PASSWORD), "auth_type": "NTLMv1"}
 
 
 @pytest.mark.parametrize(("protocol", "port", "expected"), [("SMB", None, 445), ("NetBIOS", None, 139),
@@ -146,8 +111,7 @@ def test_samba_port_defaults_by_protocol(protocol, port, expected):
 
 def test_s3_file_client_and_spark_kwargs():
     handler = build("s3")
-    file_kwargs = {"host": "s3.example", "port": 9010, "bucket": "lake", "protocol": "http", "region": "ru-1",
-                   "access_key": "AKIA-unit", "secret_key": SecretStr(S3_SECRET)}
+    file_kwargs = CASES["s3"].kwargs
     assert handler.connection_kwargs() == file_kwargs
     # additional_params are S3A options: Spark's side only.
     assert handler.spark_connection_kwargs() == {**file_kwargs, "path_style_access": True,

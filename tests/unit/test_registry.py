@@ -14,6 +14,8 @@ from syncmaster_ray.handlers.postgres import PostgresConnection, PostgresHandler
 from syncmaster_ray.handlers.registry import KNOWN_TYPES, handler_class_for, handler_classes, jdbc_types
 from syncmaster_ray.settings import SparkSettings
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
+from tests.unit import handler_cases
+from tests.unit.handler_cases import CASES, case_spec
 
 PASSWORD = "Pg-Pa55w0rd-never-shown"
 SYNCMASTER_0_3_7_TYPES = {
@@ -73,6 +75,41 @@ def test_postgres_resolves_to_postgres_handler():
 def test_every_registered_handler_imports_and_matches_its_type():
     for connection_type in handler_classes():
         assert handler_class_for(connection_type).connection_type == connection_type
+
+
+def test_every_registered_type_has_its_test_case():
+    """A new type needs its expectations in tests/unit/handler_cases.py (data, params, onETL class, kwargs)."""
+    assert set(handler_classes()) == set(CASES)
+    db_types = {kind for kind, cls in handler_classes().items() if issubclass(cls, DBHandler)}
+    assert set(handler_cases.DB_TYPES) == db_types
+
+
+def build_case(kind: str, role: str = "source") -> Handler:
+    spec = case_spec(kind, role)
+    connection, params = (spec.source, spec.source_params) if role == "source" else (spec.target, spec.target_params)
+    return handler_class_for(kind)(connection=connection, params=params, spec=spec, role=role)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_connection_kwargs_of_every_type(kind):
+    """What the onETL class gets besides ``spark``; secrets stay ``SecretStr`` (they compare equal only as such)."""
+    expected = CASES[kind].kwargs
+    if expected is None:
+        pytest.skip(f"{kind}'s kwargs are onETL objects, checked by its own tests")
+    kwargs = build_case(kind).connection_kwargs()
+    assert kwargs == expected
+    secret = handler_cases.PASSWORD
+    assert secret not in repr(kwargs) and secret not in str(kwargs)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_onetl_class_of_every_type_takes_its_kwargs(kind):
+    import onetl.connection
+
+    handler = build_case(kind, role="target")
+    cls = handler.onetl_connection_class()
+    assert cls is getattr(onetl.connection, CASES[kind].onetl_class)
+    assert set(handler.connection_kwargs()) <= set(cls.model_fields) - {"spark"}
 
 
 def test_known_types_are_syncmaster_0_3_7_types():
