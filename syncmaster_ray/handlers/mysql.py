@@ -47,8 +47,9 @@ MARIADB_DRIVER_CLASS = "org.mariadb.jdbc.Driver"
 MARIADB_MYSQL_SCHEME_FLAG = "permitMysqlScheme"
 # What MariaDB's Connector/J accepts in ``prepareCall``: ``{call p(?)}``, ``{? = call f(?)}``, ``CALL p()``.
 CALL_STATEMENT = re.compile(r"^\s*(\{\s*)?(\?\s*=\s*)?call\b", re.IGNORECASE)
-MAX_IDENTIFIER = 64  # MySQL's limit (in characters; staging_table_for counts bytes, which is stricter)
-DIALECT = transforms.Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True)
+# MySQL keeps 64 characters of a name (side names count bytes, which is stricter).
+DIALECT = transforms.Dialect(quote="`", regexp="RLIKE", native_ilike=False, backslash_escapes_in_literals=True,
+                             max_identifier_length=64)
 
 Driver = Literal["mysql", "mariadb"]
 
@@ -115,7 +116,6 @@ class MySQLHandler(StagedWriteMixin, JDBCHandler[MySQLConnection]):
     onetl_class = "MySQL"
     dialect = DIALECT
     maven_packages = ("com.mysql:mysql-connector-j:9.7.0",)
-    max_identifier_length = MAX_IDENTIFIER
     leftover_suffixes = (STAGING_SUFFIX, OLD_SUFFIX)
     driver: Driver = "mysql"
     # A hostile server can ask the client for any file (LOAD DATA LOCAL) or send it objects to deserialize: both
@@ -172,7 +172,5 @@ class MySQLHandler(StagedWriteMixin, JDBCHandler[MySQLConnection]):
 
 
 def staging_table_for(table_name: str, suffix: str = STAGING_SUFFIX) -> str:
-    """``db.table`` -> ``db.table__smr_staging`` (or another suffix) as MySQL stores it, within its 64-character
-    names."""
-    parts = DIALECT.resolve_name(table_name)
-    return ".".join((*parts[:-1], staged_writes.side_name(parts[-1], MAX_IDENTIFIER, suffix)))
+    """The staging (or another side) table of a run writing ``table_name``, as MySQL stores it."""
+    return staged_writes.side_table_for(DIALECT, table_name, suffix)

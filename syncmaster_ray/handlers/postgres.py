@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_IDENTIFIER = 63  # bytes: Postgres truncates longer names
-DIALECT = transforms.Dialect(quote='"', regexp="~", native_ilike=True, fold_unquoted="lower")
+# Postgres truncates names longer than 63 bytes.
+DIALECT = transforms.Dialect(quote='"', regexp="~", native_ilike=True, fold_unquoted="lower", max_identifier_length=63)
 
 
 class PostgresConnection(JDBCConnectionModel):
@@ -37,7 +37,6 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
     onetl_class = "Postgres"
     dialect = DIALECT
     maven_packages = ("org.postgresql:postgresql:42.7.11",)
-    max_identifier_length = MAX_IDENTIFIER
     # pgJDBC instantiates the classes these name (socket and SSL factories, callbacks, auth plugins) and opens the
     # files (log file, client keys and certificates): none of it may come from a transfer author.
     refused_params = frozenset({
@@ -90,7 +89,5 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
 
 
 def staging_table_for(table_name: str) -> str:
-    """``schema.table`` -> ``schema.table__smr_staging`` as Postgres stores it (unquoted parts folded), within
-    Postgres' 63-byte names: the name of the staging table of a run writing ``table_name``."""
-    parts = DIALECT.resolve_name(table_name)
-    return ".".join((*parts[:-1], staged_writes.side_name(parts[-1], MAX_IDENTIFIER)))
+    """The staging table of a run writing ``table_name``, as Postgres stores it."""
+    return staged_writes.side_table_for(DIALECT, table_name)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from syncmaster_ray.errors import TargetError
 from syncmaster_ray.handlers.base import DBHandler
+from syncmaster_ray.handlers.transforms import Dialect
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -55,6 +56,14 @@ def staging_table_for(table_name: str, max_length: int, suffix: str = STAGING_SU
     return f"{schema}.{name}" if schema else name
 
 
+def side_table_for(dialect: Dialect, table_name: str, suffix: str = STAGING_SUFFIX) -> str:
+    """``schema.table`` -> ``schema.table<suffix>`` as ``dialect``'s database stores it (unquoted parts folded),
+    within its ``max_identifier_length``: e.g. the staging table of a run writing ``table_name``."""
+    assert dialect.max_identifier_length is not None
+    parts = dialect.resolve_name(table_name)
+    return ".".join((*parts[:-1], side_name(parts[-1], dialect.max_identifier_length, suffix)))
+
+
 @dataclass(frozen=True)
 class Swap:
     """How a full staging table becomes the target.
@@ -70,7 +79,7 @@ class Swap:
 
 class StagedWriteMixin(DBHandler):
     """``write`` for a DB handler whose database can swap a table in atomically: ``class H(StagedWriteMixin,
-    JDBCHandler)``. A handler sets ``max_identifier_length`` and implements ``swap``; it overrides
+    JDBCHandler)``. Its dialect sets ``max_identifier_length``; the handler implements ``swap``; it overrides
     ``target_exists`` when its statements depend on whether the target is there (asked right before the swap).
 
     Every name here is resolved as the database stores it (``Dialect.resolve_name``: ``public.Orders`` is
@@ -78,7 +87,6 @@ class StagedWriteMixin(DBHandler):
     the swap and the cleanup name exactly the tables the writer made, whatever their case or characters.
     """
 
-    max_identifier_length: ClassVar[int]
     # Tables next to the target that only a killed run leaves behind: dropped before each write.
     leftover_suffixes: ClassVar[tuple[str, ...]] = (STAGING_SUFFIX,)
 
@@ -101,7 +109,8 @@ class StagedWriteMixin(DBHandler):
 
     def side_parts(self, suffix: str = STAGING_SUFFIX) -> tuple[str, ...]:
         *schema, table = self.target_parts
-        return (*schema, side_name(table, self.max_identifier_length, suffix))
+        assert self.dialect.max_identifier_length is not None
+        return (*schema, side_name(table, self.dialect.max_identifier_length, suffix))
 
     def side_table(self, suffix: str = STAGING_SUFFIX) -> str:
         """The side table next to the target, quoted (for our statements and for the writer alike)."""

@@ -58,6 +58,8 @@ class Dialect:
     # What the database does to an unquoted name: Postgres lowers its ASCII letters (and only those), Oracle
     # raises them; MySQL keeps names as written.
     fold_unquoted: Literal["lower", "upper"] | None = None
+    # The longest name the database keeps, in UTF-8 bytes (None: not needed, as no side table is named in it).
+    max_identifier_length: int | None = None
 
     def resolve_name(self, name: str) -> tuple[str, ...]:
         """The parts of a dotted table name as the database stores them: quoted parts exactly, unquoted ones
