@@ -1,7 +1,8 @@
 """The unit-test expectations of every connection type, in one table keyed by type.
 
-A type's case holds SyncMaster 0.3.7's ``connection.data`` and ``auth_data`` as its API stores them (model_dump:
-every default present), the params of one side, the onETL class the handler uses and the keyword arguments it
+Connections are built as the Ray job builds them: a ``RunSpec`` whose ``ConnectionSpec`` holds SyncMaster 0.3.7's
+``connection.data`` and decrypted ``auth_data`` as its API stores them (model_dump: every default present). A
+type's case holds those, the params of one side, the onETL class the handler uses and the keyword arguments it
 passes; a database type adds its dialect, its rows-filter SQL and its Maven packages. ``test_registry`` checks
 that every registered type has a case here.
 """

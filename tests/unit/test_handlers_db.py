@@ -1,7 +1,6 @@
-"""DB handlers without Spark: connection kwargs, validation, dialect SQL, write options, Maven coordinates.
+"""DB handlers without Spark: validation, dialect SQL, write options, staged writes, Maven coordinates.
 
-Connections are built as the Ray job builds them: a ``RunSpec`` whose ``ConnectionSpec`` holds SyncMaster's
-``connection.data`` and decrypted ``auth_data`` as the API stores them.
+Each type's connection, kwargs, dialect and packages are in ``handler_cases.CASES``.
 """
 
 from __future__ import annotations

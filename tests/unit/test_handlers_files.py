@@ -1,8 +1,4 @@
-"""File handlers without Spark or servers: connection kwargs, params validation, names, filters, placement choice.
-
-Connections are built as the Ray job builds them: a ``RunSpec`` whose ``ConnectionSpec`` holds SyncMaster's
-``connection.data`` and decrypted ``auth_data`` as its API stores them.
-"""
+"""File handlers without Spark or servers: params validation, names, filters, the move, placement choice."""
 
 from __future__ import annotations
 
