@@ -22,3 +22,18 @@ Modules: ``filters`` (``file_metadata_filter``), ``params`` (``directory_path``,
 (output file names), ``move`` (the all-or-nothing move into ``directory_path``), ``handler`` (staged files,
 :class:`FileHandler`), ``remote`` (direct S3 and HDFS, :class:`RemoteFileHandler`).
 """
+
+from syncmaster_ray.handlers.files.filters import FileFilterSpec, file_filters_of
+from syncmaster_ray.handlers.files.handler import FileHandler, driver_local_fs_class
+from syncmaster_ray.handlers.files.move import UndoFailed, move_all_or_nothing
+from syncmaster_ray.handlers.files.remote import RemoteFileHandler
+
+__all__ = [
+    "FileFilterSpec",
+    "FileHandler",
+    "RemoteFileHandler",
+    "UndoFailed",
+    "driver_local_fs_class",
+    "file_filters_of",
+    "move_all_or_nothing",
+]
