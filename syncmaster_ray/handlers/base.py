@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from syncmaster_ray.errors import InvalidParamsError
 from syncmaster_ray.handlers import sql_guard, transforms
 from syncmaster_ray.handlers.context import HandlerContext
-from syncmaster_ray.handlers.models import BasicAuthModel, ConnectionModel, JDBCConnectionModel, ServerModel
+from syncmaster_ray.handlers.models import ConnectionModel, JDBCConnectionModel, ServerModel
 from syncmaster_ray.spec import ConnectionSpec, RunSpec, hwm_name, parse_model, table_name_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["ConnectionModelT", "DBHandler", "Handler", "JDBCHandler", "Role", "java_class"]
 
 Role = Literal["source", "target"]
 
@@ -30,11 +32,8 @@ def java_class(spark: SparkSession, name: str) -> Any | None:
     return found if isinstance(found, JavaClass) else None
 
 
-__all__ = ["BasicAuthModel", "ConnectionModel", "DBHandler", "Handler", "JDBCHandler", "Role", "java_class"]
-
 Step = TypeVar("Step")  # an onETL DBReader or DBWriter
 ConnectionModelT = TypeVar("ConnectionModelT", bound=ConnectionModel)
-JDBCModelT = TypeVar("JDBCModelT", bound=ConnectionModel)
 
 
 class Handler(ABC, Generic[ConnectionModelT]):
@@ -111,9 +110,9 @@ class Handler(ABC, Generic[ConnectionModelT]):
         return getattr(importlib.import_module("onetl.connection"), self.onetl_class)
 
     def connection_kwargs(self) -> dict[str, Any]:
-        """Everything passed to the onETL connection class except ``spark``: the model's fields but
-        ``excluded_fields`` (a server's port defaulted by its protocol), plus ``fixed_kwargs``. Secrets stay
-        ``SecretStr``."""
+        """Everything passed to the onETL connection class except ``spark``: every field of the model but
+        ``excluded_fields``, one to one (a server's missing port is its well-known one), plus ``fixed_kwargs``.
+        Secrets stay ``SecretStr``."""
         kwargs = {name: value for name, value in self.conn if name not in self.excluded_fields}
         if isinstance(self.conn, ServerModel) and "port" in kwargs:
             kwargs["port"] = self.conn.effective_port
@@ -264,7 +263,7 @@ class DBHandler(Handler[ConnectionModelT]):
         return [name.lower() for name in columns]
 
 
-class JDBCHandler(DBHandler[JDBCModelT]):
+class JDBCHandler(DBHandler[ConnectionModelT]):
     """A database reached over JDBC. Its connection model is a ``JDBCConnectionModel`` (``host``, ``port``,
     ``database_name``, ``additional_params``, basic auth) unless the type overrides ``connection_kwargs``
     (Oracle)."""
