@@ -498,8 +498,7 @@ def test_failed_move_into_a_file_target_leaves_the_old_files_as_they_were(files,
 
 def local_handler(servers: FileServers, spark: Any, role: str, *, run_id: int, direct: bool, directory: str,
                   strategy: dict | None = None, transformations: tuple = (), tmp_path: Path) -> Any:
-    from syncmaster_ray.handlers.files.handler import driver_local_fs_class
-    from syncmaster_ray.handlers.files.remote import RemoteFileHandler
+    from syncmaster_ray.handlers.files import RemoteFileHandler, driver_local_fs_class
     from syncmaster_ray.handlers.ftp import FTPHandler
     from syncmaster_ray.spec import ConnectionSpec, RunSpec, Strategy
 
