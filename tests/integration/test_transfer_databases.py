@@ -284,6 +284,16 @@ def old_hive_rows(table: str, ids: str, day: str = "date'2020-01-01'") -> str:
 HIVE_STOP_ROWS = SLOW_ROWS
 
 
+def slow_source_for_hive(data_db_url: str, prefix: str, rows: int) -> tuple[str, str, str, str]:
+    """A Postgres table of ``rows`` rows, a view streaming it slowly, and a fresh Hive table name:
+    ``(table, slow view, hive name, default.<hive name>)``."""
+    table, source = unique_table(f"{prefix}_src"), unique_table(f"{prefix}_slow")
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    create_source(data_db_url, table, rows=rows)
+    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)  # still streaming
+    return table, source, name, f"default.{name}"
+
+
 def stop_mid_hive_write(repo, transfer, slug: str, config, name: str, session_id: str) -> None:
     """Start a run of ``transfer``, stop it once its write into ``name`` is under way, check it ended STOPPED and
     that its Spark JVMs (which held the metastore) exited."""
@@ -304,10 +314,7 @@ def test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replac
 ):
     """Insert-overwrite in place deletes the old files first: a stop mid-write must still leave the old table."""
     config = hive_metastore_config
-    table, source, name = unique_table("hv_src"), unique_table("hv_slow"), f"hstop_{secrets.token_hex(4)}"
-    target = f"default.{name}"
-    create_source(data_db_url, table, rows=HIVE_STOP_ROWS)
-    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)  # still streaming
+    table, source, name, target = slow_source_for_hive(data_db_url, "hstop", rows=HIVE_STOP_ROWS)
     look = (f"SELECT * FROM {target} ORDER BY id", fingerprint_query(target), f"SHOW CREATE TABLE {target}",
             tables_query("default", name))
     hive_sql(config, f"CREATE TABLE {target} ({HIVE_COLUMNS}) USING parquet COMMENT 'kept' "
@@ -338,10 +345,7 @@ def test_hive_incremental_run_appends_and_an_append_stopped_mid_write_leaves_the
 ):
     """Appends go straight into the target: Spark moves their files into the table only when the job commits."""
     config = hive_metastore_config
-    table, source, name = unique_table("hv_inc"), unique_table("hv_inc_slow"), f"hinc_{secrets.token_hex(4)}"
-    target = f"default.{name}"
-    create_source(data_db_url, table, rows=100)
-    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)  # still streaming
+    table, source, name, target = slow_source_for_hive(data_db_url, "hinc", rows=100)
     transfer = make_transfer(catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": source},
                              {"type": "hive", "table_name": target},
                              strategy={"type": "incremental", "increment_by": "Id"})
