@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -33,7 +34,6 @@ from sqlalchemy.engine import make_url
 
 from syncmaster_ray.errors import ConfigError
 from syncmaster_ray.links import check_template
-from syncmaster_ray.ray_client import ray_auth_secrets, ray_auth_token
 
 ENV_FILE_VARIABLE = "SYNCMASTER_RAY_ENV_FILE"
 # How every secret of .env.compose.example begins: an unchanged copy must not run.
@@ -79,9 +79,9 @@ class EncryptionSettings(BaseModel):
             Fernet(value.get_secret_value())
         except (ValueError, TypeError):
             raise ValueError("not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
-        if base64.urlsafe_b64decode(value.get_secret_value()).startswith(PLACEHOLDER.encode()):
-            raise ValueError("is the example key of .env.compose.example, which anyone can read: generate one "
-                             "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')")
+        refuse_example_secret(base64.urlsafe_b64decode(value.get_secret_value()).decode("latin-1"),
+                              "is the example key of .env.compose.example, which anyone can read",
+                              "from cryptography.fernet import Fernet; print(Fernet.generate_key())")
         return value
 
 
@@ -290,11 +290,9 @@ class AppSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_example_ray_token(self) -> AppSettings:
-        token = ray_auth_token()
-        if token and token.startswith(PLACEHOLDER):
-            raise ValueError("RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names) holds the example token of "
-                             ".env.compose.example: generate one (python -c 'import secrets; "
-                             "print(secrets.token_hex(32))')")
+        refuse_example_secret(ray_auth_token() or "", "RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names) "
+                              "holds the example token of .env.compose.example", "import secrets; "
+                              "print(secrets.token_hex(32))")
         return self
 
     def secret_values(self) -> tuple[str, ...]:
@@ -315,6 +313,39 @@ class AppSettings(BaseSettings):
         if self.ray.job_namespace:
             return self.ray.job_namespace
         return make_url(self.database.sync_url).database or "default"
+
+
+def refuse_example_secret(value: str, problem: str, generate: str) -> None:
+    """A secret copied unchanged from .env.compose.example (it begins with ``PLACEHOLDER``) must not run."""
+    if value.startswith(PLACEHOLDER):
+        raise ValueError(f"{problem}: generate one (python -c '{generate}')")
+
+
+# --- Ray's token authentication (RAY_AUTH_MODE=token) -----------------------------------------------------------
+# Read here, at the bottom, because the settings refuse the example token and redact the token with the other
+# secrets; ray_client builds the dashboard's auth headers on top of it. Ray's own header helper
+# (ray._private.authentication.http_token_authentication.get_auth_headers_if_auth_enabled) is private, so this is
+# the one place that reads the token; tests/unit/test_ray_auth.py checks that it agrees with Ray's helper.
+
+
+def ray_auth_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Ray token configured for a process with ``environ`` (default: this one's), found as Ray finds it:
+    ``RAY_AUTH_TOKEN``, else the file named by ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``; whitespace
+    stripped. None when there is none (whatever ``RAY_AUTH_MODE`` says: callers that redact want it anyway)."""
+    environ = os.environ if environ is None else environ
+    if token := environ.get("RAY_AUTH_TOKEN", "").strip():
+        return token
+    path = environ.get("RAY_AUTH_TOKEN_PATH") or Path(environ.get("HOME") or Path.home()) / ".ray" / "auth_token"
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def ray_auth_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The Ray token, if any, for the lists of literal secrets scrubbed from reasons and logs."""
+    token = ray_auth_token(environ)
+    return (token,) if token else ()
 
 
 def is_postgres_url(url: str) -> bool:
