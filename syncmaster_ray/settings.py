@@ -261,11 +261,13 @@ class HWMStoreSettings(BaseModel):
     """SyncMaster's ``hwm_store`` block. Disabled (the default): our own store in the database."""
 
     enabled: bool = Field(default=False, description="Use Horizon as SyncMaster does (needs horizon-hwm-store).")
-    type: Literal["horizon"] = "horizon"
-    url: str | None = Field(default=None, description="Horizon API URL.")
-    user: str | None = None
-    password: SecretStr | None = None
-    namespace: str | None = None
+    type: Literal["horizon"] = Field(default="horizon", description="The only store type: `horizon`.")
+    url: str | None = Field(default=None, description="Horizon API URL (required when enabled).")
+    user: str | None = Field(default=None, description="Horizon user (required when enabled).")
+    password: SecretStr | None = Field(default=None, description="Horizon password (required when enabled).")
+    namespace: str | None = Field(
+        default=None, description="Horizon namespace of the HWMs, created if missing (required when enabled)."
+    )
 
 
 class AppSettings(BaseSettings):
@@ -278,15 +280,24 @@ class AppSettings(BaseSettings):
         case_sensitive=False,
     )
 
-    database: DatabaseSettings
-    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    database: DatabaseSettings = Field(description="SyncMaster's database: its tables and ours.")
+    broker: BrokerSettings = Field(default_factory=BrokerSettings, description="SyncMaster's Celery broker.")
     encryption: EncryptionSettings | None = Field(
         default=None, description="Needed where credentials are decrypted: Ray nodes and the CLI."
     )
-    worker: WorkerSettings = Field(default_factory=WorkerSettings)
-    ray: RaySettings = Field(default_factory=RaySettings)
-    spark: SparkSettings = Field(default_factory=SparkSettings)
-    hwm_store: HWMStoreSettings = Field(default_factory=HWMStoreSettings)
+    worker: WorkerSettings = Field(
+        default_factory=WorkerSettings, description="The Celery worker: log links, polling, leases, timeouts."
+    )
+    ray: RaySettings = Field(
+        default_factory=RaySettings, description="The Ray cluster: where jobs go, ids, capacity, standbys."
+    )
+    spark: SparkSettings = Field(
+        default_factory=SparkSettings, description="Spark on RayDP inside each run: jars, drivers, JVM options."
+    )
+    hwm_store: HWMStoreSettings = Field(
+        default_factory=HWMStoreSettings,
+        description="SyncMaster's `hwm_store` block: where incremental transfers keep their high-water marks.",
+    )
 
     @model_validator(mode="after")
     def _no_example_ray_token(self) -> AppSettings:
