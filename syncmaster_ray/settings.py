@@ -15,7 +15,9 @@ Example::
     SYNCMASTER__RAY__ADDRESS=http://ray-head:8265
     SYNCMASTER__RAY__DASHBOARD_URL=https://ray.example.com
 
-This module is imported by the Celery worker: keep it light (pydantic, cryptography, SQLAlchemy's URL).
+This module is imported by the Celery worker: keep it light (pydantic, cryptography, SQLAlchemy's URL). It sits at the
+bottom of the package: of ours it imports only the leaves ``errors`` and ``links`` (a contract of ``lint-imports``).
+Every field has a description: docs/settings.md is generated from them (``python -m syncmaster_ray_dev.settings_doc``).
 """
 
 from __future__ import annotations
@@ -91,13 +93,6 @@ class WorkerSettings(BaseModel):
         description="Jinja2 template for `run.log_url`. Variables: `run`, `correlation_id` (as in SyncMaster), "
         "`ray_job_id`, `dashboard_url` and `ray_job_url`. Empty: the Ray dashboard job page.",
     )
-
-    @field_validator("log_url_template")
-    @classmethod
-    def _renders(cls, value: str) -> str:
-        """A template that does not render fails here, when settings load, not at every run's claim."""
-        check_template(value)
-        return value
     job_poll_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often the Celery task polls the Ray job and the run's status."
     )
@@ -123,6 +118,12 @@ class WorkerSettings(BaseModel):
         "included) has its Ray job stopped and ends FAILED with `timed_out`. 0: no limit.",
     )
 
+    @field_validator("log_url_template")
+    @classmethod
+    def _renders(cls, value: str) -> str:
+        """A template that does not render fails here, when settings load, not at every run's claim."""
+        check_template(value)
+        return value
 
     @model_validator(mode="after")
     def _stale_after_missed_heartbeats(self) -> WorkerSettings:
