@@ -73,8 +73,8 @@ def measure(env: dict[str, str], db_url: str, rows: int, repeat: int, executors:
     from syncmaster_ray.db.engine import get_engine
     from syncmaster_ray.db.migrations import upgrade
     from syncmaster_ray.db.repository import CatalogRepository, RunRepository
-    from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
     from syncmaster_ray.settings import get_settings
+    from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 
     get_settings.cache_clear()
     upgrade(get_settings().database.sync_url)

@@ -97,7 +97,7 @@ MUTATIONS = (
              ENTRYPOINT, "        if refused_node:  # the node's", "        if False:  # the node's",
              ("tests/integration/test_node_env.py",)),
     Mutation("node_secrets_left_in_env", "no process of a node carries the node's secrets in its environment",
-             "syncmaster_ray/local_cluster.py", "        if not self.secrets_in_env:\n",
+             "syncmaster_ray_dev/local_cluster.py", "        if not self.secrets_in_env:\n",
              "        if False:\n",
              (f"{POSTGRES}::test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_replaces_it",)),
     Mutation("late_standby_claim_accepted", "a standby claim arriving after its deadline is refused",

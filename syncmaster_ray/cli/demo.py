@@ -30,7 +30,7 @@ def demo(
     from cryptography.fernet import Fernet
     from sqlalchemy.engine import make_url
 
-    from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
+    from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 
     database_url = make_url(admin_url).set(database=DEMO_DB)
     recreate_database(admin_url, DEMO_DB)
