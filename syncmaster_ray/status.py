@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from syncmaster_ray.errors import Phase
 from syncmaster_ray.ray_client import dashboard_auth_headers
 from syncmaster_ray.redact import redact
 
@@ -102,7 +103,7 @@ def gather(repo: Any, dashboard_url: str, failures: int) -> StatusReport:
     active = repo.active_runs()
     return StatusReport(
         capacity=fetch_capacity(dashboard_url),
-        waiting=[line for line in active if line.phase == "waiting_for_capacity"],
-        executing=[line for line in active if line.phase != "waiting_for_capacity"],
+        waiting=[line for line in active if line.phase == Phase.WAITING_FOR_CAPACITY],
+        executing=[line for line in active if line.phase != Phase.WAITING_FOR_CAPACITY],
         failures=repo.recent_failures(failures),
     )
