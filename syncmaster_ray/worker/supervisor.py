@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
 from syncmaster_ray.db.engine import get_engine
 from syncmaster_ray.db.models import Run, Status
 from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository, utcnow
@@ -44,6 +46,12 @@ def was_submitted(record: object | None) -> bool:
         return False
     return getattr(record, "submitted_at", None) is not None or getattr(record, "ray_job_status", None) not in (
         None, JobState.PENDING.value)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A Jobs API failure worth retrying: it cannot take jobs yet, or it cannot be reached (requests' errors)."""
+    return isinstance(exc, SubmitUnavailableError) or (
+        isinstance(exc, Exception) and not isinstance(exc, (SyncmasterRayError, LeaseLost)))
 
 
 def _is_settled(status: Status | None) -> bool:
@@ -216,26 +224,24 @@ class RunSupervisor:
         for up to ``ray_unreachable_grace_seconds``, renewing ``run_id``'s lease meanwhile; permanent refusals are
         raised at once."""
         grace = self.settings.worker.ray_unreachable_grace_seconds
-        started, attempt = time.monotonic(), 0
-        while True:
-            try:
-                return call()
-            except SubmitUnavailableError as exc:
-                if time.monotonic() - started > grace:
-                    raise
-                last = exc
-            except SyncmasterRayError:
-                raise
-            except Exception as exc:  # requests' ConnectionError and friends while the head is down
-                if time.monotonic() - started > grace:
-                    raise JobLostError(f"the Ray Jobs API did not answer for {grace:.0f} s while trying to {what} "
-                                       f"({type(exc).__name__})") from None
-                last = exc
-            attempt += 1
-            log.info("Could not %s (%s): trying again", what, redact(str(last), self._secrets())[:200])
-            time.sleep(min(0.5 * 2 ** min(attempt, 5), 5.0))
-            if run_id is not None:
+
+        def renew_lease(state: RetryCallState) -> None:
+            if run_id is not None and state.attempt_number > 1:
                 self._renew(run_id)
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.info("Could not %s (%s): trying again", what, redact(str(error), self._secrets())[:200])
+
+        retrying = Retrying(retry=retry_if_exception(_is_transient), stop=stop_after_delay(grace),
+                            wait=wait_exponential(max=5), before=renew_lease, before_sleep=log_retry, reraise=True)
+        try:
+            return retrying(call)
+        except (SyncmasterRayError, LeaseLost):
+            raise
+        except Exception as exc:  # requests' ConnectionError and friends, for the whole grace
+            raise JobLostError(f"the Ray Jobs API did not answer for {grace:.0f} s while trying to {what} "
+                               f"({type(exc).__name__})") from None
 
     def _run_deadline(self, run_id: int) -> float | None:
         """Monotonic time at which the run times out, counted from its ``started_at`` (a worker taking it over
