@@ -10,9 +10,12 @@ Workers also settle runs whose supervisor is gone (``reconcile``): any worker ma
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +31,6 @@ from syncmaster_ray.outcome import classify
 from syncmaster_ray.ray_client import JobSnapshot, JobState, RayJobs
 from syncmaster_ray.redact import redact
 from syncmaster_ray.settings import AppSettings, get_settings
-from syncmaster_ray.worker import pool
 
 log = logging.getLogger(__name__)
 # Retention 0: how long after its run a job's record is watched for Ray writing it again (seconds between checks).
@@ -46,6 +48,18 @@ def was_submitted(record: object | None) -> bool:
         return False
     return getattr(record, "submitted_at", None) is not None or getattr(record, "ray_job_status", None) not in (
         None, JobState.PENDING.value)
+
+
+_worker_ids: dict[int, str] = {}
+
+
+def current_worker_id() -> str:
+    """This process's name on supervision leases: host, pid and a random part (pids repeat after restarts), one per
+    process (a forked pool child gets one of its own)."""
+    pid = os.getpid()
+    if pid not in _worker_ids:
+        _worker_ids[pid] = f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:6]}"
+    return _worker_ids[pid]
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -96,7 +110,7 @@ class RunSupervisor:
     def __init__(self, settings: AppSettings, repo: RunRepository, worker_id: str | None = None) -> None:
         self.settings = settings
         self.repo = repo
-        self.worker_id = worker_id or pool.worker_id()
+        self.worker_id = worker_id or current_worker_id()
 
     @classmethod
     def from_settings(cls, worker_id: str | None = None) -> RunSupervisor:
