@@ -153,7 +153,8 @@ class RunSupervisor:
 
     def _claim(self, run: Run, submission_id: str, correlation_id: str) -> bool:
         started_at = utcnow()
-        log_url = render_log_url(self.settings, run=run, correlation_id=correlation_id, submission_id=submission_id)
+        log_url = render_log_url(self.settings.worker.log_url_template, self.settings.ray.public_dashboard_url,
+                                 run=run, correlation_id=correlation_id, submission_id=submission_id)
         claimed = self.repo.claim_run(
             run.id, started_at=started_at, log_url=log_url, submission_id=submission_id,
             correlation_id=correlation_id, supervisor=self.worker_id, ray_job_status=JobState.PENDING.value,
