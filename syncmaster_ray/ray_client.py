@@ -49,7 +49,8 @@ def dashboard_auth_headers(environ: Mapping[str, str] | None = None) -> dict[str
 
 def accepts_anonymous_jobs(address: str, timeout: float = 5) -> bool:
     """Whether the Jobs API at ``address`` lists jobs for a request without any token: then anyone who reaches it
-    can run code on the cluster. False when it refuses, or cannot be reached."""
+    can run code on the cluster. False when it refuses, or cannot be reached. A bare request on purpose: Ray's
+    clients add the token whenever one is configured."""
     import urllib.error
     import urllib.request
 
