@@ -73,8 +73,8 @@ def measure(env: dict[str, str], db_url: str, rows: int, repeat: int, executors:
     from syncmaster_ray.db.engine import get_engine
     from syncmaster_ray.db.migrations import upgrade
     from syncmaster_ray.db.repository import CatalogRepository, RunRepository
-    from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
     from syncmaster_ray.settings import get_settings
+    from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 
     get_settings.cache_clear()
     upgrade(get_settings().database.sync_url)
@@ -113,19 +113,12 @@ def measure(env: dict[str, str], db_url: str, rows: int, repeat: int, executors:
 def settle(quiet_share: float = 0.2, limit: float = 60) -> float:
     """Wait until the machine's CPUs are busy less than ``quiet_share`` of one second (at most ``limit`` s), so
     background start-ups (the next standby's Spark) do not land in the next measurement; returns the wait."""
+    import psutil
+
     started = time.monotonic()
-
-    def busy_and_total() -> tuple[int, int]:
-        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields) - idle, sum(fields)
-
-    while time.monotonic() - started < limit:
-        busy, total = busy_and_total()
-        time.sleep(1)
-        busy2, total2 = busy_and_total()
-        if (busy2 - busy) / max(total2 - total, 1) < quiet_share:
-            break
+    # psutil counts idle and iowait time as not busy, over the whole machine.
+    while time.monotonic() - started < limit and psutil.cpu_percent(interval=1) / 100 >= quiet_share:
+        pass
     return time.monotonic() - started
 
 

@@ -61,10 +61,12 @@ def run_once(repo: Any, transfer_id: int, slug: str, worker_pid: int, head_pid: 
 
 
 def wait_for_end(repo: Any, run_id: int, timeout: float) -> Any:
+    from syncmaster_ray.db.models import Status
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = repo.get_run(run_id)
-        if run.status in ("FINISHED", "FAILED", "STOPPED"):
+        if Status(run.status).is_terminal():
             return run
         time.sleep(0.1)
     raise TimeoutError(f"run {run_id} did not end within {timeout:.0f} s")

@@ -7,4 +7,4 @@
 # Export SYNCMASTER__* settings first: Ray jobs read them from the environment the nodes were started in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m syncmaster_ray.local_cluster "$@"
+exec .venv/bin/python -m syncmaster_ray_dev.local_cluster "$@"

@@ -32,6 +32,6 @@ PYTHON="${PYTHON:-python3.11}"
 # Bytecode, as pip compiles it at install and uv does not: where PYTHONDONTWRITEBYTECODE is set (this machine's image
 # sets it), no import writes .pyc, and every Ray worker, job and actor would compile Ray, pandas and pyarrow from
 # source again (a CI session took 1.7x as long); our own package too. Up to date, this takes about 3 s.
-.venv/bin/python -m compileall -q -j 0 "$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")" syncmaster_ray \
+.venv/bin/python -m compileall -q -j 0 "$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")" syncmaster_ray syncmaster_ray_dev \
   >/dev/null 2>&1 || true
 .venv/bin/python -c "import syncmaster_ray, raydp, pyspark, onetl; print('syncmaster-ray ready:', pyspark.__version__)"

@@ -1,31 +1,73 @@
-"""The single exception hierarchy of syncmaster-ray.
+"""The single vocabulary of syncmaster-ray's outcomes: error codes, run phases and the exception hierarchy.
 
-Every error carries ``reason`` (one line, safe to store and show: no secrets, no traceback) and a stable ``code``::
+Every error carries ``reason`` (one line, safe to store and show: no secrets, no traceback) and a stable ``code``
+(an ``ErrorCode``; its value is the text stored in ``syncmaster_ray_run.error_code``)::
 
-    SyncmasterRayError
-    ├── ConfigError                     settings missing or invalid
-    ├── RunStateError                   run absent or not in a state we can act on
-    ├── TransferSpecError               the transfer row cannot be turned into a runnable spec
-    │   ├── CredentialsError            auth_data missing or not decryptable with our key
-    │   ├── UnsupportedConnectionTypeError
-    │   └── InvalidParamsError          malformed source/target/strategy params or resources
-    │       └── ForbiddenSqlError       user-written SQL reaching beyond the run's data (reflection, paths, ...)
-    ├── SourceError                     reading failed (no data was written)
-    ├── TargetError                     writing failed
-    ├── ClusterError
-    │   ├── SubmitError                 the Ray Jobs API refused or could not be reached
+    SyncmasterRayError                  internal
+    ├── ConfigError                     config: settings missing or invalid
+    ├── RunStateError                   run_state: run absent or not in a state we can act on
+    ├── TransferSpecError               transfer_spec: the transfer row cannot be turned into a runnable spec
+    │   ├── CredentialsError            credentials: auth_data missing or not decryptable with our key
+    │   ├── UnsupportedConnectionTypeError   unsupported_connection_type
+    │   └── InvalidParamsError          invalid_params: malformed source/target/strategy params or resources
+    │       └── ForbiddenSqlError       forbidden_sql: user-written SQL reaching beyond the run's data
+    ├── SourceError                     source: reading failed (no data was written)
+    ├── TargetError                     target: writing failed
+    ├── ClusterError                    cluster
+    │   ├── SubmitError                 submit: the Ray Jobs API refused or could not be reached
     │   │   └── SubmitUnavailableError  ... for now (head starting or restarting): retried within the grace
-    │   ├── JobLostError                the Ray job vanished (head restarted, job deleted)
-    │   ├── TransferActorDiedError      the actor running Spark's driver died mid-run
-    │   └── ResourcesUnavailableError   the cluster cannot fit the transfer
-    └── RunStopped                      a stop was requested (a flow signal, not a failure)
+    │   ├── JobLostError                job_lost: the Ray job vanished (head restarted, job deleted)
+    │   ├── TransferActorDiedError      actor_died: the actor running Spark's driver died mid-run
+    │   └── ResourcesUnavailableError   resources_unavailable: the cluster cannot fit the transfer
+    └── RunStopped                      stopped: a stop was requested (a flow signal, not a failure)
+
+    LeaseLost (an Exception, no code)   another worker took the run over: a flow signal of the Celery side
+
+Codes no exception carries, written by the worker when it judges how a Ray job ended: ``timed_out``,
+``stopped_externally``, ``job_failed`` (see ``ErrorCode``).
 """
 
 from __future__ import annotations
 
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    """Every ``error_code`` the worker writes; the values are the stored texts and never change."""
+
+    INTERNAL = "internal"
+    CONFIG = "config"
+    RUN_STATE = "run_state"
+    TRANSFER_SPEC = "transfer_spec"
+    CREDENTIALS = "credentials"
+    UNSUPPORTED_CONNECTION_TYPE = "unsupported_connection_type"
+    INVALID_PARAMS = "invalid_params"
+    FORBIDDEN_SQL = "forbidden_sql"
+    SOURCE = "source"
+    TARGET = "target"
+    CLUSTER = "cluster"
+    SUBMIT = "submit"
+    JOB_LOST = "job_lost"
+    ACTOR_DIED = "actor_died"
+    RESOURCES_UNAVAILABLE = "resources_unavailable"
+    STOPPED = "stopped"
+    # Judged by the worker from the Ray job's end, not raised.
+    TIMED_OUT = "timed_out"
+    STOPPED_EXTERNALLY = "stopped_externally"
+    JOB_FAILED = "job_failed"
+
+
+class Phase(enum.StrEnum):
+    """``syncmaster_ray_run.phase``: where an active run is; the values are the stored texts."""
+
+    WAITING_FOR_WORKER = "waiting_for_worker"  # claimed, waiting for a free slot of its worker
+    WAITING_FOR_CAPACITY = "waiting_for_capacity"  # its job waits for the cluster to place its resources
+    TRANSFERRING = "transferring"
+    ENDED = "ended"
+
 
 class SyncmasterRayError(Exception):
-    code = "internal"
+    code: ErrorCode = ErrorCode.INTERNAL
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -33,47 +75,47 @@ class SyncmasterRayError(Exception):
 
 
 class ConfigError(SyncmasterRayError):
-    code = "config"
+    code = ErrorCode.CONFIG
 
 
 class RunStateError(SyncmasterRayError):
-    code = "run_state"
+    code = ErrorCode.RUN_STATE
 
 
 class TransferSpecError(SyncmasterRayError):
-    code = "transfer_spec"
+    code = ErrorCode.TRANSFER_SPEC
 
 
 class CredentialsError(TransferSpecError):
-    code = "credentials"
+    code = ErrorCode.CREDENTIALS
 
 
 class UnsupportedConnectionTypeError(TransferSpecError):
-    code = "unsupported_connection_type"
+    code = ErrorCode.UNSUPPORTED_CONNECTION_TYPE
 
 
 class InvalidParamsError(TransferSpecError):
-    code = "invalid_params"
+    code = ErrorCode.INVALID_PARAMS
 
 
 class ForbiddenSqlError(InvalidParamsError):
-    code = "forbidden_sql"
+    code = ErrorCode.FORBIDDEN_SQL
 
 
 class SourceError(SyncmasterRayError):
-    code = "source"
+    code = ErrorCode.SOURCE
 
 
 class TargetError(SyncmasterRayError):
-    code = "target"
+    code = ErrorCode.TARGET
 
 
 class ClusterError(SyncmasterRayError):
-    code = "cluster"
+    code = ErrorCode.CLUSTER
 
 
 class SubmitError(ClusterError):
-    code = "submit"
+    code = ErrorCode.SUBMIT
 
 
 class SubmitUnavailableError(SubmitError):
@@ -81,16 +123,20 @@ class SubmitUnavailableError(SubmitError):
 
 
 class JobLostError(ClusterError):
-    code = "job_lost"
+    code = ErrorCode.JOB_LOST
 
 
 class TransferActorDiedError(ClusterError):
-    code = "actor_died"
+    code = ErrorCode.ACTOR_DIED
 
 
 class ResourcesUnavailableError(ClusterError):
-    code = "resources_unavailable"
+    code = ErrorCode.RESOURCES_UNAVAILABLE
+
+
+class LeaseLost(Exception):
+    """Another worker took the run over (this one looked dead to it): stop watching, write nothing."""
 
 
 class RunStopped(SyncmasterRayError):
-    code = "stopped"
+    code = ErrorCode.STOPPED

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2.sandbox import SandboxedEnvironment
-
-if TYPE_CHECKING:
-    from syncmaster_ray.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +55,14 @@ def _render(template: str, *, run: Any, correlation_id: str, submission_id: str,
     )
 
 
-def render_log_url(settings: AppSettings, *, run: Any, correlation_id: str, submission_id: str) -> str:
-    """Render ``worker.log_url_template`` with SyncMaster's variables (``run``, ``correlation_id``) plus ours.
+def render_log_url(template: str, dashboard: str, *, run: Any, correlation_id: str, submission_id: str) -> str:
+    """Render ``template`` (``SYNCMASTER__WORKER__LOG_URL_TEMPLATE``) with SyncMaster's variables (``run``,
+    ``correlation_id``) plus ours; ``dashboard``: the Ray dashboard's public URL.
 
     With no template, the dashboard job page, carrying ``correlation_id`` and ``run_id`` as SyncMaster's own
     tests expect them in every log URL.
     """
-    dashboard = settings.ray.public_dashboard_url
     job_url = ray_job_url(dashboard, submission_id)
-    template = settings.worker.log_url_template
     url = f"{job_url}?correlation_id={correlation_id}&run_id={run.id}"
     if template:
         try:

@@ -1,11 +1,14 @@
-"""Turn any exception into the (code, reason) a run records: one line, specific, secret-free."""
+"""Turn any exception into the (code, reason) a run records: one line, specific, secret-free; and the outcome a
+transfer actor and a job hand back."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-from syncmaster_ray.errors import SyncmasterRayError
+from syncmaster_ray.errors import ErrorCode, SyncmasterRayError
 from syncmaster_ray.redact import redact
 
 REASON_MAX_CHARS = 1000
@@ -39,10 +42,30 @@ def error_with_cause(exc: BaseException) -> str:
     return text if root is exc else f"{text} ({short_error(root)})"
 
 
-def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]:
+def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[ErrorCode, str]:
     """``(code, reason)`` for the run record. Our errors keep their code; anything else is ``internal``."""
     if isinstance(exc, SyncmasterRayError):
         code, reason = exc.code, exc.reason
     else:
-        code, reason = "internal", f"unexpected error: {short_error(exc)}"
+        code, reason = ErrorCode.INTERNAL, f"unexpected error: {short_error(exc)}"
     return code, redact(" ".join(reason.split()), secrets)[:REASON_MAX_CHARS]
+
+
+@dataclass
+class RunOutcome:
+    """How a run's transfer ended, as the transfer actor returns it to its job: ``metrics`` on success, else
+    ``code`` and ``reason``. ``log``: a claimed standby's log lines, which its run's job prints."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    code: ErrorCode | None = None
+    reason: str | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.code is None
+
+    @classmethod
+    def failed(cls, exc: BaseException, secrets: Iterable[str] = ()) -> RunOutcome:
+        code, reason = classify(exc, secrets)
+        return cls(code=code, reason=reason)

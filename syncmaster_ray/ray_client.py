@@ -12,34 +12,20 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from syncmaster_ray.errors import JobLostError, SubmitError, SubmitUnavailableError
 from syncmaster_ray.redact import redact
+from syncmaster_ray.settings import ray_auth_secrets, ray_auth_token
 
 log = logging.getLogger(__name__)
 LOG_TAIL_CHARS = 20_000
 
 
 # --- Ray's token authentication (RAY_AUTH_MODE=token) -----------------------------------------------------------
-# Ray's own header helper (ray._private.authentication.http_token_authentication.get_auth_headers_if_auth_enabled)
-# is private, so this is the one place that reads the token; everything of ours that calls the dashboard over HTTP
-# (the Jobs API client, `status`, the local head's readiness check, the tests) uses these two functions.
-# tests/unit/test_ray_auth.py checks that they agree with Ray's helper.
-
-
-def ray_auth_token(environ: Mapping[str, str] | None = None) -> str | None:
-    """The Ray token configured for a process with ``environ`` (default: this one's), found as Ray finds it:
-    ``RAY_AUTH_TOKEN``, else the file named by ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``; whitespace
-    stripped. None when there is none (whatever ``RAY_AUTH_MODE`` says: callers that redact want it anyway)."""
-    environ = os.environ if environ is None else environ
-    if token := environ.get("RAY_AUTH_TOKEN", "").strip():
-        return token
-    path = environ.get("RAY_AUTH_TOKEN_PATH") or Path(environ.get("HOME") or Path.home()) / ".ray" / "auth_token"
-    try:
-        return Path(path).read_text().strip() or None
-    except OSError:
-        return None
+# The token itself is read by syncmaster_ray.settings (ray_auth_token, ray_auth_secrets: the settings refuse the
+# example token and redact it); everything of ours that calls the dashboard over HTTP (the Jobs API client, `status`,
+# the local head's readiness check, the tests) uses dashboard_auth_headers. tests/unit/test_ray_auth.py checks that
+# they agree with Ray's private helper.
 
 
 def ray_auth_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -61,15 +47,10 @@ def dashboard_auth_headers(environ: Mapping[str, str] | None = None) -> dict[str
     return {"authorization": f"Bearer {token}"}
 
 
-def ray_auth_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The Ray token, if any, for the lists of literal secrets scrubbed from reasons and logs."""
-    token = ray_auth_token(environ)
-    return (token,) if token else ()
-
-
 def accepts_anonymous_jobs(address: str, timeout: float = 5) -> bool:
     """Whether the Jobs API at ``address`` lists jobs for a request without any token: then anyone who reaches it
-    can run code on the cluster. False when it refuses, or cannot be reached."""
+    can run code on the cluster. False when it refuses, or cannot be reached. A bare request on purpose: Ray's
+    clients add the token whenever one is configured."""
     import urllib.error
     import urllib.request
 

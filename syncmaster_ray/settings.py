@@ -15,13 +15,16 @@ Example::
     SYNCMASTER__RAY__ADDRESS=http://ray-head:8265
     SYNCMASTER__RAY__DASHBOARD_URL=https://ray.example.com
 
-This module is imported by the Celery worker: keep it light (pydantic, cryptography, SQLAlchemy's URL).
+This module is imported by the Celery worker: keep it light (pydantic, cryptography, SQLAlchemy's URL). It sits at the
+bottom of the package: of ours it imports only the leaves ``errors`` and ``links`` (a contract of ``lint-imports``).
+Every field has a description: docs/settings.md is generated from them (``python -m syncmaster_ray_dev.settings_doc``).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -33,7 +36,6 @@ from sqlalchemy.engine import make_url
 
 from syncmaster_ray.errors import ConfigError
 from syncmaster_ray.links import check_template
-from syncmaster_ray.ray_client import ray_auth_secrets, ray_auth_token
 
 ENV_FILE_VARIABLE = "SYNCMASTER_RAY_ENV_FILE"
 # How every secret of .env.compose.example begins: an unchanged copy must not run.
@@ -79,9 +81,9 @@ class EncryptionSettings(BaseModel):
             Fernet(value.get_secret_value())
         except (ValueError, TypeError):
             raise ValueError("not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
-        if base64.urlsafe_b64decode(value.get_secret_value()).startswith(PLACEHOLDER.encode()):
-            raise ValueError("is the example key of .env.compose.example, which anyone can read: generate one "
-                             "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')")
+        refuse_example_secret(base64.urlsafe_b64decode(value.get_secret_value()).decode("latin-1"),
+                              "is the example key of .env.compose.example, which anyone can read",
+                              "from cryptography.fernet import Fernet; print(Fernet.generate_key())")
         return value
 
 
@@ -91,13 +93,6 @@ class WorkerSettings(BaseModel):
         description="Jinja2 template for `run.log_url`. Variables: `run`, `correlation_id` (as in SyncMaster), "
         "`ray_job_id`, `dashboard_url` and `ray_job_url`. Empty: the Ray dashboard job page.",
     )
-
-    @field_validator("log_url_template")
-    @classmethod
-    def _renders(cls, value: str) -> str:
-        """A template that does not render fails here, when settings load, not at every run's claim."""
-        check_template(value)
-        return value
     job_poll_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often the Celery task polls the Ray job and the run's status."
     )
@@ -123,6 +118,12 @@ class WorkerSettings(BaseModel):
         "included) has its Ray job stopped and ends FAILED with `timed_out`. 0: no limit.",
     )
 
+    @field_validator("log_url_template")
+    @classmethod
+    def _renders(cls, value: str) -> str:
+        """A template that does not render fails here, when settings load, not at every run's claim."""
+        check_template(value)
+        return value
 
     @model_validator(mode="after")
     def _stale_after_missed_heartbeats(self) -> WorkerSettings:
@@ -261,11 +262,13 @@ class HWMStoreSettings(BaseModel):
     """SyncMaster's ``hwm_store`` block. Disabled (the default): our own store in the database."""
 
     enabled: bool = Field(default=False, description="Use Horizon as SyncMaster does (needs horizon-hwm-store).")
-    type: Literal["horizon"] = "horizon"
-    url: str | None = Field(default=None, description="Horizon API URL.")
-    user: str | None = None
-    password: SecretStr | None = None
-    namespace: str | None = None
+    type: Literal["horizon"] = Field(default="horizon", description="The only store type: `horizon`.")
+    url: str | None = Field(default=None, description="Horizon API URL (required when enabled).")
+    user: str | None = Field(default=None, description="Horizon user (required when enabled).")
+    password: SecretStr | None = Field(default=None, description="Horizon password (required when enabled).")
+    namespace: str | None = Field(
+        default=None, description="Horizon namespace of the HWMs, created if missing (required when enabled)."
+    )
 
 
 class AppSettings(BaseSettings):
@@ -278,23 +281,30 @@ class AppSettings(BaseSettings):
         case_sensitive=False,
     )
 
-    database: DatabaseSettings
-    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    database: DatabaseSettings = Field(description="SyncMaster's database: its tables and ours.")
+    broker: BrokerSettings = Field(default_factory=BrokerSettings, description="SyncMaster's Celery broker.")
     encryption: EncryptionSettings | None = Field(
         default=None, description="Needed where credentials are decrypted: Ray nodes and the CLI."
     )
-    worker: WorkerSettings = Field(default_factory=WorkerSettings)
-    ray: RaySettings = Field(default_factory=RaySettings)
-    spark: SparkSettings = Field(default_factory=SparkSettings)
-    hwm_store: HWMStoreSettings = Field(default_factory=HWMStoreSettings)
+    worker: WorkerSettings = Field(
+        default_factory=WorkerSettings, description="The Celery worker: log links, polling, leases, timeouts."
+    )
+    ray: RaySettings = Field(
+        default_factory=RaySettings, description="The Ray cluster: where jobs go, ids, capacity, standbys."
+    )
+    spark: SparkSettings = Field(
+        default_factory=SparkSettings, description="Spark on RayDP inside each run: jars, drivers, JVM options."
+    )
+    hwm_store: HWMStoreSettings = Field(
+        default_factory=HWMStoreSettings,
+        description="SyncMaster's `hwm_store` block: where incremental transfers keep their high-water marks.",
+    )
 
     @model_validator(mode="after")
     def _no_example_ray_token(self) -> AppSettings:
-        token = ray_auth_token()
-        if token and token.startswith(PLACEHOLDER):
-            raise ValueError("RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names) holds the example token of "
-                             ".env.compose.example: generate one (python -c 'import secrets; "
-                             "print(secrets.token_hex(32))')")
+        refuse_example_secret(ray_auth_token() or "", "RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names) "
+                              "holds the example token of .env.compose.example", "import secrets; "
+                              "print(secrets.token_hex(32))")
         return self
 
     def secret_values(self) -> tuple[str, ...]:
@@ -315,6 +325,39 @@ class AppSettings(BaseSettings):
         if self.ray.job_namespace:
             return self.ray.job_namespace
         return make_url(self.database.sync_url).database or "default"
+
+
+def refuse_example_secret(value: str, problem: str, generate: str) -> None:
+    """A secret copied unchanged from .env.compose.example (it begins with ``PLACEHOLDER``) must not run."""
+    if value.startswith(PLACEHOLDER):
+        raise ValueError(f"{problem}: generate one (python -c '{generate}')")
+
+
+# --- Ray's token authentication (RAY_AUTH_MODE=token) -----------------------------------------------------------
+# Read here, at the bottom, because the settings refuse the example token and redact the token with the other
+# secrets; ray_client builds the dashboard's auth headers on top of it. Ray's own header helper
+# (ray._private.authentication.http_token_authentication.get_auth_headers_if_auth_enabled) is private, so this is
+# the one place that reads the token; tests/unit/test_ray_auth.py checks that it agrees with Ray's helper.
+
+
+def ray_auth_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Ray token configured for a process with ``environ`` (default: this one's), found as Ray finds it:
+    ``RAY_AUTH_TOKEN``, else the file named by ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``; whitespace
+    stripped. None when there is none (whatever ``RAY_AUTH_MODE`` says: callers that redact want it anyway)."""
+    environ = os.environ if environ is None else environ
+    if token := environ.get("RAY_AUTH_TOKEN", "").strip():
+        return token
+    path = environ.get("RAY_AUTH_TOKEN_PATH") or Path(environ.get("HOME") or Path.home()) / ".ray" / "auth_token"
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def ray_auth_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The Ray token, if any, for the lists of literal secrets scrubbed from reasons and logs."""
+    token = ray_auth_token(environ)
+    return (token,) if token else ()
 
 
 def is_postgres_url(url: str) -> bool:

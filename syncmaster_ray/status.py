@@ -1,18 +1,20 @@
 """What ``syncmaster-ray status`` shows: the cluster's capacity, runs waiting for it, runs executing, recent failures.
 
-Capacity comes from Ray's state API over HTTP (the dashboard address the worker uses, no Ray driver): node totals,
-minus the bundles of the placement groups that hold resources now. Runs come from SyncMaster's run table and ours.
+Capacity comes from Ray's state API over HTTP (``ray.util.state``'s client on the dashboard address the worker uses,
+no Ray driver): node totals, minus the bundles of the placement groups that hold resources now. Runs come from
+SyncMaster's run table and ours.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import urllib.error
-import urllib.request
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from syncmaster_ray.errors import Phase
 from syncmaster_ray.ray_client import dashboard_auth_headers
 from syncmaster_ray.redact import redact
 
@@ -66,11 +68,11 @@ def capacity_from(nodes: list[dict[str, Any]], groups: list[dict[str, Any]]) -> 
             continue
         capacity.nodes += 1
         for key in RESOURCE_KEYS:
-            capacity.total[key] = capacity.total.get(key, 0) + node.get("resources_total", {}).get(key, 0)
+            capacity.total[key] = capacity.total.get(key, 0) + (node.get("resources_total") or {}).get(key, 0)
     for group in groups:
         if group.get("state") == "CREATED":
             capacity.standbys += f"/{STANDBY_PREFIX}" in str(group.get("name") or "")
-            for bundle in group.get("bundles", []):
+            for bundle in group.get("bundles") or []:
                 for key in RESOURCE_KEYS:
                     capacity.reserved[key] = capacity.reserved.get(key, 0) + bundle["unit_resources"].get(key, 0)
         elif group.get("state") in ("PENDING", "RESCHEDULING"):
@@ -82,27 +84,48 @@ def fetch_capacity(dashboard_url: str, timeout: float = 10) -> Capacity:
     try:
         nodes = _state_api(dashboard_url, "nodes", timeout)
         groups = _state_api(dashboard_url, "placement_groups", timeout)
-    except urllib.error.HTTPError as exc:
-        hint = (" (token authentication: set RAY_AUTH_MODE=token and the cluster's token, RAY_AUTH_TOKEN or "
-                "RAY_AUTH_TOKEN_PATH)" if exc.code in (401, 403) else "")
-        return Capacity(error=f"the Ray cluster at {redact(dashboard_url)} answered HTTP {exc.code}{hint}")
     except Exception as exc:  # the cluster may be down: the database part of the report still stands
-        return Capacity(error=f"the Ray cluster at {redact(dashboard_url)} did not answer: {type(exc).__name__}")
+        status = _http_status(exc)
+        if status is None:
+            return Capacity(error=f"the Ray cluster at {redact(dashboard_url)} did not answer: {type(exc).__name__}")
+        hint = (" (token authentication: set RAY_AUTH_MODE=token and the cluster's token, RAY_AUTH_TOKEN or "
+                "RAY_AUTH_TOKEN_PATH)" if status in (401, 403) else "")
+        return Capacity(error=f"the Ray cluster at {redact(dashboard_url)} answered HTTP {status}{hint}")
     return capacity_from(nodes, groups)
 
 
 def _state_api(dashboard_url: str, resource: str, timeout: float) -> list[dict[str, Any]]:
-    url = f"{dashboard_url.rstrip('/')}/api/v0/{resource}?detail=1&limit=10000"
-    request = urllib.request.Request(url, headers=dashboard_auth_headers())
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.load(response)["data"]["result"]["result"]
+    """Every record of ``resource`` (detailed), as dicts. Our token header is passed explicitly: Ray's client adds
+    its own only when Ray's auth mode was on when the process first asked (it caches it), and ours agrees with it
+    (tests/unit/test_ray_auth.py)."""
+    from ray.util.state import StateApiClient
+    from ray.util.state.common import ListApiOptions, StateResource
+
+    client = StateApiClient(address=dashboard_url.rstrip("/"), headers=dashboard_auth_headers() or None)
+    records = client.list(StateResource(resource), ListApiOptions(limit=10_000, timeout=int(timeout), detail=True),
+                          raise_on_missing_output=False)
+    return [dataclasses.asdict(record) for record in records]
+
+
+def _http_status(exc: Exception) -> int | None:
+    """The HTTP status a state API request was refused with, else None. Ray's client raises ``AuthenticationError``
+    for 401 ("Authentication required") and 403 ("Authentication failed"), and ``RayStateApiException`` naming the
+    response's ``status=N`` for other refusals."""
+    from ray.exceptions import AuthenticationError
+    from ray.util.state.exception import RayStateApiException
+
+    if isinstance(exc, AuthenticationError):
+        return 401 if str(exc).startswith("Authentication required") else 403
+    if isinstance(exc, RayStateApiException) and (found := re.search(r"\bstatus=(\d{3})\b", str(exc))):
+        return int(found[1])
+    return None
 
 
 def gather(repo: Any, dashboard_url: str, failures: int) -> StatusReport:
     active = repo.active_runs()
     return StatusReport(
         capacity=fetch_capacity(dashboard_url),
-        waiting=[line for line in active if line.phase == "waiting_for_capacity"],
-        executing=[line for line in active if line.phase != "waiting_for_capacity"],
+        waiting=[line for line in active if line.phase == Phase.WAITING_FOR_CAPACITY],
+        executing=[line for line in active if line.phase != Phase.WAITING_FOR_CAPACITY],
         failures=repo.recent_failures(failures),
     )

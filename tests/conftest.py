@@ -20,7 +20,7 @@ def pytest_configure(config) -> None:
     the Ray heads of different workers get disjoint worker port bands."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if worker and count:
-        from syncmaster_ray.local_cluster import PortAllocator
+        from syncmaster_ray_dev.local_cluster import PortAllocator
 
         whole, index = PortAllocator.worker_band, int(worker.removeprefix("gw"))
         width = len(whole) // int(count)

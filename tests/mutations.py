@@ -97,13 +97,14 @@ MUTATIONS = (
              ENTRYPOINT, "        if refused_node:  # the node's", "        if False:  # the node's",
              ("tests/integration/test_node_env.py",)),
     Mutation("node_secrets_left_in_env", "no process of a node carries the node's secrets in its environment",
-             "syncmaster_ray/local_cluster.py", "        if not self.secrets_in_env:\n",
+             "syncmaster_ray_dev/local_cluster.py", "        if not self.secrets_in_env:\n",
              "        if False:\n",
              (f"{POSTGRES}::test_stop_during_the_write_leaves_the_target_as_it_was_and_the_next_run_replaces_it",)),
     Mutation("late_standby_claim_accepted", "a standby claim arriving after its deadline is refused",
-             "syncmaster_ray/job/actor.py",
-             "            if self.run_id is not None or (deadline is not None and time.time() > deadline):",
-             "            if self.run_id is not None:",
+             "syncmaster_ray/job/standby.py",
+             "            if self.run_id is not None or self._evicted or (deadline is not None and time.time() > "
+             "deadline):",
+             "            if self.run_id is not None or self._evicted:",
              ("tests/unit/test_standby.py",)),
     Mutation("write_target_in_place", "a DB target is written through a staging table swapped in at the end",
              "syncmaster_ray/handlers/staging.py", "        staging = self.side_table()\n",
@@ -118,12 +119,12 @@ MUTATIONS = (
              ("tests/integration/test_transfer_databases.py::"
               "test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it",)),
     Mutation("prune_unsettled_runs", "retention never deletes the job of a run still active",
-             SUPERVISOR, "                    and self.repo.get_status(run_id) in SETTLED)", ")",
+             SUPERVISOR, "                    and _is_settled(self.repo.get_status(run_id)))", ")",
              (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
     Mutation("prune_jobs_not_ours", "retention never deletes a job another tool submitted",
              SUPERVISOR, "            return (run_id is not None and submission_id == submission_id_for(run_id, "
-             "namespace)\n                    and self.repo.get_status(run_id) in SETTLED)",
-             "            return run_id is None or self.repo.get_status(run_id) in SETTLED",
+             "namespace)\n                    and _is_settled(self.repo.get_status(run_id)))",
+             "            return run_id is None or _is_settled(self.repo.get_status(run_id))",
              (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
     Mutation("prune_young_jobs", "retention keeps a job younger than the retention period",
              "syncmaster_ray/ray_client.py", "if job.end_time and job.end_time <= cutoff_ms and is_ours(",
@@ -134,8 +135,8 @@ MUTATIONS = (
              (ONE_RUN,)),
     Mutation("fernet_key_in_actor_name", "the Fernet key never reaches the state API (the per-run check does "
              "not look there: only the final scan does)",
-             ENTRYPOINT, "            name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),",
-             '            name=f"{actor_name_for(submission_id_for(run_id, settings.job_namespace))}-'
+             ENTRYPOINT, "        name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),",
+             '        name=f"{actor_name_for(submission_id_for(run_id, settings.job_namespace))}-'
              '{settings.secret_key}",',
              (ONE_RUN,)),
     Mutation("database_url_in_job_log", "the database URL never reaches a job's log",

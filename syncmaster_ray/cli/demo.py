@@ -30,7 +30,7 @@ def demo(
     from cryptography.fernet import Fernet
     from sqlalchemy.engine import make_url
 
-    from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
+    from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 
     database_url = make_url(admin_url).set(database=DEMO_DB)
     recreate_database(admin_url, DEMO_DB)
@@ -72,10 +72,11 @@ def demo(
 
 def recreate_database(admin_url: str, name: str) -> None:
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def fill_source(conn, rows: int) -> None:

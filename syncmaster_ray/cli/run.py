@@ -12,7 +12,6 @@ from rich.table import Table
 from syncmaster_ray.cli.common import console, engine, err_console
 
 app = typer.Typer(help="Runs: start, watch, show and stop.", no_args_is_help=True)
-TERMINAL = {"FINISHED", "FAILED", "STOPPED"}
 
 
 def send_run_task(run_id: int, queue_slug: str) -> None:
@@ -36,6 +35,7 @@ def start_run(transfer: str) -> int:
 
 def watch_run(run_id: int, timeout: float) -> str:
     """Print each status change until the run ends; returns the final status."""
+    from syncmaster_ray.db.models import Status
     from syncmaster_ray.db.repository import RunRepository
 
     repo = RunRepository(engine())
@@ -48,7 +48,7 @@ def watch_run(run_id: int, timeout: float) -> str:
         if run.status != last:
             last = run.status
             console.print(f"run {run_id}: [bold]{run.status}[/bold]" + (f"  {run.log_url}" if run.log_url else ""))
-        if run.status in TERMINAL:
+        if Status(run.status).is_terminal():
             return run.status
         time.sleep(1)
     err_console.print(f"run {run_id} did not end within {timeout:.0f} s (still {last})")

@@ -23,9 +23,9 @@ import time
 from typing import Any
 
 from syncmaster_ray import node_env
-from syncmaster_ray.errors import ConfigError, ResourcesUnavailableError, RunStopped, TransferActorDiedError
+from syncmaster_ray.errors import ConfigError, Phase, ResourcesUnavailableError, RunStopped, TransferActorDiedError
 from syncmaster_ray.job import workdirs
-from syncmaster_ray.outcome import classify
+from syncmaster_ray.outcome import RunOutcome
 
 log = logging.getLogger("syncmaster_ray.job")
 # A run not placed within this long evicts idle standbys (when there are any) and waits on.
@@ -87,28 +87,28 @@ def run_job(run_id: int) -> int:
             raise ConfigError(refused_node)
         result = _execute(run_id, settings, repo)
     except BaseException as exc:
-        code, reason = classify(exc, secrets)
-        result = {"ok": False, "code": code, "reason": reason}
+        result = RunOutcome.failed(exc, secrets)
     duration = round(time.monotonic() - started, 3)
-    if result["ok"]:
-        metrics = {**result["metrics"], "job_started_at": round(started_at, 3), "job_seconds": duration}
+    if result.ok:
+        metrics = {**result.metrics, "job_started_at": round(started_at, 3), "job_seconds": duration}
         repo.record_while_active(run_id, metrics=metrics, duration_seconds=duration, error_code=None, reason=None,
-                                 rows_written=metrics.get("rows_written"), phase="ended")
+                                 rows_written=metrics.get("rows_written"), phase=Phase.ENDED)
         log.info("Run %s finished in %.1f s: %s", run_id, duration, metrics)
         return 0
     # Only while the run is active: a job outliving its run (its head restarted under it, and it noticed late)
     # must not write its own reason over the one the run ended with.
-    repo.record_while_active(run_id, error_code=result["code"], reason=result["reason"],
-                             duration_seconds=duration, phase="ended")
-    log.error("Run %s failed [%s]: %s", run_id, result["code"], result["reason"])
+    repo.record_while_active(run_id, error_code=result.code, reason=result.reason,
+                             duration_seconds=duration, phase=Phase.ENDED)
+    log.error("Run %s failed [%s]: %s", run_id, result.code, result.reason)
     return 1
 
 
-def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
+def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
     import ray
 
     from syncmaster_ray.job import standby
     from syncmaster_ray.job.placement import placement_strategy, plan_placement
+    from syncmaster_ray.job.session import can_use_standby, run_shape
     from syncmaster_ray.job.transfer import build_handlers
 
     spec = repo.load_run_spec(run_id, settings.secret_key)
@@ -120,18 +120,18 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
     use_standby = settings.ray.standby_drivers > 0
     group = actor = result = None
     try:  # from the claim on: whatever happens, the actor and group taken are torn down
-        if use_standby and standby.can_use_standby(standby.run_shape(settings, spec.resources, handlers),
-                                                   standby.standby_shape(settings)):
+        if use_standby and can_use_standby(run_shape(settings, spec.resources, handlers),
+                                           standby.standby_shape(settings)):
             claimed = standby.claim(run_id, standby.ray_namespace(settings))
             if claimed is not None:
                 group, actor = claimed.group, claimed.actor
-        repo.record(run_id, phase="waiting_for_capacity")
+        repo.record(run_id, phase=Phase.WAITING_FOR_CAPACITY)
         waiting = time.monotonic()
         if group is None:
             group = _reserve(run_id, plan, placement_strategy(handlers), settings)
         capacity_wait = round(time.monotonic() - waiting, 3)
         granted_at = time.time()
-        repo.record(run_id, phase="transferring")
+        repo.record(run_id, phase=Phase.TRANSFERRING)
         if actor is None:
             actor = _start_actor(run_id, plan, group, settings)
         try:
@@ -141,19 +141,19 @@ def _execute(run_id: int, settings: Any, repo: Any) -> dict[str, Any]:
                 "the transfer actor (the Spark driver) died mid-run: its process was killed, ran out of memory "
                 "or lost its node"
             ) from None
-        for line in result.pop("log", ()):
+        for line in result.log:
             print(line, flush=True)  # a claimed standby's log lines, into this job's log
-        if result["ok"]:
-            result["metrics"] = {"capacity_wait_seconds": capacity_wait, "capacity_granted_at": round(granted_at, 3),
-                                 **result["metrics"]}
+        if result.ok:
+            result.metrics = {"capacity_wait_seconds": capacity_wait, "capacity_granted_at": round(granted_at, 3),
+                              **result.metrics}
         return result
     finally:
         # An actor that returned removed its own directory; one that was killed or never returned did not.
         driver_node = workdirs.driver_node_of(group, plan.driver_bundle_index) if (
             group is not None and result is None) else None
         released_at = _tear_down(actor, group)
-        if result is not None and result["ok"]:
-            result["metrics"]["capacity_released_at"] = round(released_at, 3)
+        if result is not None and result.ok:
+            result.metrics["capacity_released_at"] = round(released_at, 3)
         if driver_node is not None:
             _remove_run_dirs(driver_node, run_id, settings)
         if use_standby:
@@ -211,25 +211,15 @@ def _reserve(run_id: int, plan: Any, strategy: str, settings: Any) -> Any:
 
 
 def _start_actor(run_id: int, plan: Any, group: Any, settings: Any) -> Any:
-    import ray
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
     from syncmaster_ray.ids import actor_name_for, submission_id_for
-    from syncmaster_ray.job.actor import TransferActor
+    from syncmaster_ray.job.actor import TransferActor, spawn
 
-    driver = plan.bundles[plan.driver_bundle_index]
-    return (
-        ray.remote(TransferActor)
-        .options(
-            name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),
-            num_cpus=driver["CPU"],
-            memory=driver["memory"],
-            max_restarts=0,
-            scheduling_strategy=PlacementGroupSchedulingStrategy(
-                placement_group=group, placement_group_bundle_index=plan.driver_bundle_index
-            ),
-        )
-        .remote(run_id)
+    return spawn(
+        TransferActor,
+        run_id,
+        group=group,
+        plan=plan,
+        name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),
     )
 
 

@@ -12,6 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
+
 log = logging.getLogger(__name__)
 
 EXECUTOR_CLASS_SUFFIX = "RayDPExecutor"
@@ -54,22 +63,30 @@ def wait_for_executor_placement(placement_group: Any, executors: int, *, timeout
     # another one when several run side by side (tests; a developer's second cluster).
     address = context.gcs_address
     deadline = time.monotonic() + timeout
-    nodes: tuple[str, ...] = ()
-    while time.monotonic() < deadline:
-        try:
-            actors = list_actors(address=address,
-                                 filters=[("placement_group_id", "=", placement_group.id.hex())], detail=True,
-                                 raise_on_missing_output=False, timeout=max(1, int(deadline - time.monotonic())))
-        except Exception as exc:  # a busy head may time out: ask again until the deadline
-            log.warning("Ray's state API did not answer (%s); asking again", type(exc).__name__)
-            time.sleep(poll_seconds)
-            continue
-        nodes = alive_executor_nodes([_as_dict(actor) for actor in actors])
-        if len(nodes) >= executors:
-            return ExecutorPlacement(driver_node=driver_node, executor_nodes=nodes)
-        time.sleep(poll_seconds)
-    log.warning("Only %d of %d executors were alive after %.0f s", len(nodes), executors, timeout)
-    return None
+    seen: tuple[str, ...] = ()
+
+    def alive_nodes() -> tuple[str, ...]:
+        nonlocal seen
+        actors = list_actors(address=address, filters=[("placement_group_id", "=", placement_group.id.hex())],
+                             detail=True, raise_on_missing_output=False,
+                             timeout=max(1, int(deadline - time.monotonic())))
+        seen = alive_executor_nodes([_as_dict(actor) for actor in actors])
+        return seen
+
+    def warn_if_unanswered(state: RetryCallState) -> None:
+        if state.outcome is not None and state.outcome.failed:  # a busy head may time out: asked again
+            log.warning("Ray's state API did not answer (%s); asking again", type(state.outcome.exception()).__name__)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(Exception) | retry_if_result(lambda nodes: len(nodes) < executors),
+        stop=stop_after_delay(timeout), wait=wait_fixed(poll_seconds), before_sleep=warn_if_unanswered,
+        retry_error_callback=lambda state: None,
+    )
+    nodes = retrying(alive_nodes)
+    if nodes is None:
+        log.warning("Only %d of %d executors were alive after %.0f s", len(seen), executors, timeout)
+        return None
+    return ExecutorPlacement(driver_node=driver_node, executor_nodes=nodes)
 
 
 class ExecutorPlacementProbe:

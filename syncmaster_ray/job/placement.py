@@ -31,7 +31,7 @@ def plan_placement(resources: Resources, *, driver_cpus: float, driver_memory_by
     """Executor bundles first, driver bundle last.
 
     RayDP 1.6.5 ignores the values of ``placement_group_bundle_indexes`` and cycles 0..n-1, so the executors must
-    own bundles 0..n-1 (stack-notes pitfall 2).
+    own bundles 0..n-1.
     """
     executors = resources.max_parallel_tasks
     executor_bundle = {"CPU": float(resources.cpu_cores_per_task), "memory": float(resources.ram_bytes_per_task)}

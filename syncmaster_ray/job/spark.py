@@ -53,7 +53,7 @@ def spark_configs(
                                                      executor_collector(settings, executor_memory_mb),
                                                      operator_executor)),
         # RayDP's master JVMs have no heap cap by default (25 % of RAM each); these options are also appended to
-        # the driver's, so they must never contain -Xmx (stack-notes pitfall 3).
+        # the driver's JVM options, so they must never contain -Xmx (it would silently cap the driver's heap).
         "spark.ray.raydp_app_master.extraJavaOptions": settings.master_jvm_options,
         # The RayDP master actor asks for no CPU: every CPU of the transfer is in its placement group.
         "spark.ray.raydp_spark_master.actor.resource.CPU": "0",

@@ -15,33 +15,32 @@ output under that job: the run's Python log lines are captured and printed by th
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from syncmaster_ray.ids import normalize_namespace
+from syncmaster_ray.job.actor import LOG_FORMAT, TransferActor, spawn
 from syncmaster_ray.job.placement import PlacementPlan, plan_placement
+from syncmaster_ray.job.session import SessionShape, SparkOnRay, start_spark, stop_spark
+from syncmaster_ray.outcome import RunOutcome
 from syncmaster_ray.spec import Resources
 
 if TYPE_CHECKING:
-    from syncmaster_ray.handlers.base import Handler
     from syncmaster_ray.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
 PREFIX = "standby-"
 CLAIM_TIMEOUT_SECONDS = 10
-
-
-@dataclass(frozen=True)
-class SessionShape:
-    """What a Spark session on RayDP is started with; a run can use a standby whose shape equals its own."""
-
-    resources: Resources
-    maven_packages: tuple[str, ...] = ()
-    maven_excludes: tuple[str, ...] = ()
-    hive: bool = False
+# A standby's warm-up read: enough rows of common types for the JIT to compile the read and Arrow paths.
+WARM_UP_QUERY = ("SELECT g::bigint AS id, 'row ' || g AS name, (g % 1000)::numeric(12, 2) / 10 AS amount, "
+                 "g % 2 = 0 AS active, now() + g * interval '1 second' AS created_at "
+                 "FROM generate_series(1, 300000) AS g")
 
 
 def ray_namespace(settings: AppSettings) -> str:
@@ -52,17 +51,6 @@ def ray_namespace(settings: AppSettings) -> str:
     For the same reason a job starts at most one standby (each standby's RayDP runs in its creator's namespace).
     """
     return f"syncmaster-{normalize_namespace(settings.job_namespace)}"
-
-
-def run_shape(settings: AppSettings, resources: Resources, handlers: tuple[Handler, Handler]) -> SessionShape:
-    """The session a run needs: Maven packages count only where the settings resolve them."""
-    use_maven = settings.spark.use_maven_packages
-    return SessionShape(
-        resources=resources,
-        maven_packages=tuple(sorted({p for h in handlers for p in h.maven_packages})) if use_maven else (),
-        maven_excludes=tuple(sorted({e for h in handlers for e in h.maven_exclusions()})) if use_maven else (),
-        hive=any(h.connection_type == "hive" for h in handlers),
-    )
 
 
 def standby_shape(settings: AppSettings) -> SessionShape:
@@ -76,15 +64,84 @@ def standby_shape(settings: AppSettings) -> SessionShape:
     return SessionShape(resources=Resources(), maven_packages=packages)
 
 
-def can_use_standby(run: SessionShape, standby: SessionShape) -> bool:
-    """A standby serves a run whose session it already is: same resources, no Hive, packages a subset of its own."""
-    return (run.resources == standby.resources and not run.hive and run.maven_excludes == standby.maven_excludes
-            and set(run.maven_packages) <= set(standby.maven_packages))
-
-
 def standby_plan(settings: AppSettings) -> PlacementPlan:
     return plan_placement(Resources(), driver_cpus=settings.ray.driver_cpus,
                           driver_memory_bytes=settings.ray.driver_memory_bytes)
+
+
+class StandbyActor(TransferActor):
+    """A transfer actor started without a run: it starts Spark at once, in a thread, and waits to be claimed by one
+    run, which then uses that session instead of starting its own. Evicted, it refuses every later claim."""
+
+    def __init__(self, shape: SessionShape, group: Any, executor_bundle_indexes: list[int]) -> None:
+        super().__init__(None)
+        self.group = group
+        self._lock = threading.Lock()
+        self._evicted = False
+        self._session: SparkOnRay | None = None
+        self._warm_up = threading.Thread(target=self._start_session, args=(shape, executor_bundle_indexes),
+                                         name="standby-warm-up", daemon=True)
+        self._warm_up.start()
+
+    def claim(self, run_id: int, deadline: float | None = None) -> Any:
+        """Become ``run_id``'s actor; returns the placement group, or None if taken or evicted already, or if the
+        claim arrives after ``deadline`` (epoch seconds): a claim queued while the standby still waited for its
+        placement is answered only once it starts, and the run that sent it has given up on it by then."""
+        with self._lock:
+            if self.run_id is not None or self._evicted or (deadline is not None and time.time() > deadline):
+                return None
+            self.run_id = run_id
+            return self.group
+
+    def evict(self) -> Any:
+        """Refuse every later claim; returns the placement group to free, or None if a run has it (or it was
+        evicted already)."""
+        with self._lock:
+            if self.run_id is not None or self._evicted:
+                return None
+            self._evicted = True
+            return self.group
+
+    def group_id(self) -> str | None:
+        """The hex id of its placement group."""
+        return self.group.id.hex() if self.group is not None else None
+
+    def run(self, placement_group: Any, executor_bundle_indexes: list[int]) -> RunOutcome:
+        """As ``TransferActor.run``, with the run's log lines in ``log``: this actor was started by an earlier
+        job, so Ray files its output under that job, and the run's own job prints them."""
+        with _captured_log() as lines:
+            outcome = super().run(placement_group, executor_bundle_indexes)
+        outcome.log = lines
+        return outcome
+
+    def _started_session(self) -> SparkOnRay | None:
+        """The session once its warm-up is over (waited for, counted as start time), else None."""
+        waiting = time.monotonic()
+        self._warm_up.join()
+        if self._session is None:
+            log.warning("The standby's Spark did not start: starting it for this run")
+            stop_spark()
+            return None
+        self._session.start_seconds = round(time.monotonic() - waiting, 3)
+        return self._session
+
+    def _start_session(self, shape: SessionShape, executor_bundle_indexes: list[int]) -> None:
+        from syncmaster_ray.settings import get_settings
+
+        try:
+            settings = get_settings()
+            self._session = start_spark(shape, settings, "syncmaster-ray-standby", self.group,
+                                        executor_bundle_indexes)
+        except Exception:
+            log.exception("The standby's Spark did not start")
+            self._session = None
+            return
+        try:
+            _warm_up_repository(settings.database.sync_url)
+            _warm_up(self._session.spark, settings.database.sync_url)
+        except Exception as exc:  # only slower: the session itself is fine
+            log.warning("Standby warm-up read failed (%s): the run will load its code paths itself",
+                        type(exc).__name__)
 
 
 @dataclass
@@ -183,17 +240,12 @@ def replenish(settings: AppSettings) -> int:
     One per job (see ``ray_namespace``); nothing is waited for: it starts once its placement group fits, after this
     job has ended.
     """
-    import ray
     from ray.util.placement_group import placement_group, remove_placement_group
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    from syncmaster_ray.job.actor import TransferActor
 
     namespace = ray_namespace(settings)
     remove_orphan_groups(namespace)
     existing = {name for name, _ in _standby_actors(namespace)}
     plan, shape = standby_plan(settings), standby_shape(settings)
-    driver = plan.bundles[plan.driver_bundle_index]
     for name in (f"{PREFIX}{i}" for i in range(settings.ray.standby_drivers)):
         if name in existing:
             continue
@@ -201,16 +253,73 @@ def replenish(settings: AppSettings) -> int:
         group_name = f"{_group_prefix(namespace)}{name.removeprefix(PREFIX)}-{uuid.uuid4().hex[:8]}"
         group = placement_group(plan.bundles, strategy="STRICT_PACK", name=group_name, lifetime="detached")
         try:
-            ray.remote(TransferActor).options(
-                name=name, namespace=namespace, lifetime="detached", num_cpus=driver["CPU"], memory=driver["memory"],
-                max_restarts=0,
-                max_concurrency=4,  # claim/evict answer while the warm-up or a run is under way
-                scheduling_strategy=PlacementGroupSchedulingStrategy(
-                    placement_group=group, placement_group_bundle_index=plan.driver_bundle_index),
-            ).remote(None, standby=shape, group=group, executor_bundle_indexes=plan.executor_bundle_indexes)
+            spawn(StandbyActor, shape, group, plan.executor_bundle_indexes, name=name, group=group, plan=plan,
+                  namespace=namespace, lifetime="detached",
+                  max_concurrency=4)  # claim/evict answer while the warm-up or a run is under way
         except ValueError:  # another job started this one just now
             remove_placement_group(group)
             continue
         log.info("Started standby %s", name)
         return 1
     return 0
+
+
+def _warm_up_repository(database_url: str) -> None:
+    """What the run's first step loads: our models, a pooled connection to our database, the JDBC handlers."""
+    from sqlalchemy import text
+
+    from syncmaster_ray.db.engine import get_engine
+    from syncmaster_ray.db.repository import RunRepository  # noqa: F401
+    from syncmaster_ray.handlers.registry import handler_class_for, jdbc_types
+
+    with get_engine(database_url).connect() as connection:
+        connection.execute(text("SELECT 1"))
+    for kind in jdbc_types():
+        handler_class_for(kind)
+
+
+def _warm_up(spark: Any, database_url: str) -> None:
+    """Run what a Postgres -> Postgres transfer runs first, so the run finds it loaded and JIT-compiled: onETL's
+    connection check on the driver, a JDBC read of generated rows on the executor, Arrow batches to a Python worker
+    that imports the COPY path (Spark reuses Python workers). Our own database (SyncMaster's, always Postgres) is
+    the one server a standby may talk to; nothing is written."""
+    from onetl.connection import Postgres
+    from onetl.db import DBReader  # noqa: F401  (the run's imports, ahead of it)
+    from sqlalchemy.engine import make_url
+
+    def load_copy_path(batches: Any) -> Any:
+        import psycopg  # noqa: F401
+        import pyarrow as pa
+        import pyarrow.csv
+
+        for batch in batches:
+            pyarrow.csv.write_csv(batch, pa.BufferOutputStream())
+            yield pa.RecordBatch.from_pydict({"rows": [batch.num_rows]})
+
+    url = make_url(database_url)
+    connection = Postgres(host=url.host, port=url.port or 5432, user=url.username, password=url.password or "",
+                          database=url.database, spark=spark).check()
+    rows = connection.sql(WARM_UP_QUERY)
+    rows.mapInArrow(load_copy_path, "rows long").groupBy().sum("rows").collect()
+
+
+@contextmanager
+def _captured_log() -> Iterator[list[str]]:
+    """Collect the process's log lines (formatted) while the block runs."""
+    lines: list[str] = []
+    handler = _ListHandler(lines)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(level=logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))

@@ -4,6 +4,7 @@ Imports: settings, errors, db, ray_client, links. Never job, handlers, pyspark, 
 claims runs, submits Ray jobs, watches them and writes outcomes.
 """
 
+from syncmaster_ray.worker import signals  # noqa: F401  (connects the worker's lifecycle handlers)
 from syncmaster_ray.worker.app import app
 
 __all__ = ["app"]

@@ -13,11 +13,8 @@ the order they were taken, renewing their lease, so a burst of runs does not sta
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -154,15 +151,3 @@ class Reconciler:
                     log.warning("Reconcile: run %s (its supervisor is gone): %s", run_id, outcome)
             except Exception:
                 log.warning("Reconcile pass failed; trying again in %.0f s", self._interval, exc_info=True)
-
-
-_worker_ids: dict[int, str] = {}
-
-
-def worker_id() -> str:
-    """This process's name on supervision leases: host, pid and a random part (pids repeat after restarts), one per
-    process (a forked pool child gets one of its own)."""
-    pid = os.getpid()
-    if pid not in _worker_ids:
-        _worker_ids[pid] = f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:6]}"
-    return _worker_ids[pid]

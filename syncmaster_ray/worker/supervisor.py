@@ -10,26 +10,29 @@ Workers also settle runs whose supervisor is gone (``reconcile``): any worker ma
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from syncmaster_ray.db.engine import get_engine
 from syncmaster_ray.db.models import Run, Status
 from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository, utcnow
-from syncmaster_ray.errors import JobLostError, SubmitUnavailableError, SyncmasterRayError
+from syncmaster_ray.errors import ErrorCode, JobLostError, LeaseLost, Phase, SubmitUnavailableError, SyncmasterRayError
 from syncmaster_ray.ids import run_id_of, submission_id_for
 from syncmaster_ray.links import render_log_url
 from syncmaster_ray.outcome import classify
 from syncmaster_ray.ray_client import JobSnapshot, JobState, RayJobs
 from syncmaster_ray.redact import redact
 from syncmaster_ray.settings import AppSettings, get_settings
-from syncmaster_ray.worker import pool
 
 log = logging.getLogger(__name__)
-SETTLED = (Status.FINISHED, Status.FAILED, Status.STOPPED)
 # Retention 0: how long after its run a job's record is watched for Ray writing it again (seconds between checks).
 OWN_JOB_RECHECKS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
 # A job entrypoint whose interpreter lacks our package (or one of its dependencies) dies with this line.
@@ -47,14 +50,32 @@ def was_submitted(record: object | None) -> bool:
         None, JobState.PENDING.value)
 
 
-class LeaseLost(Exception):
-    """Another worker took the run over (this one looked dead to it): stop watching, write nothing."""
+_worker_ids: dict[int, str] = {}
+
+
+def current_worker_id() -> str:
+    """This process's name on supervision leases: host, pid and a random part (pids repeat after restarts), one per
+    process (a forked pool child gets one of its own)."""
+    pid = os.getpid()
+    if pid not in _worker_ids:
+        _worker_ids[pid] = f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:6]}"
+    return _worker_ids[pid]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A Jobs API failure worth retrying: it cannot take jobs yet, or it cannot be reached (requests' errors)."""
+    return isinstance(exc, SubmitUnavailableError) or (
+        isinstance(exc, Exception) and not isinstance(exc, (SyncmasterRayError, LeaseLost)))
+
+
+def _is_settled(status: Status | None) -> bool:
+    return status is not None and status.is_terminal()
 
 
 @dataclass(frozen=True)
 class Verdict:
     status: Status
-    code: str | None = None
+    code: str | None = None  # an ErrorCode, or the code the job recorded
     reason: str | None = None
 
     @classmethod
@@ -63,7 +84,7 @@ class Verdict:
 
     @classmethod
     def stopped(cls, reason: str) -> Verdict:
-        return cls(Status.STOPPED, "stopped", reason)
+        return cls(Status.STOPPED, ErrorCode.STOPPED, reason)
 
 
 @dataclass(frozen=True)
@@ -89,7 +110,7 @@ class RunSupervisor:
     def __init__(self, settings: AppSettings, repo: RunRepository, worker_id: str | None = None) -> None:
         self.settings = settings
         self.repo = repo
-        self.worker_id = worker_id or pool.worker_id()
+        self.worker_id = worker_id or current_worker_id()
 
     @classmethod
     def from_settings(cls, worker_id: str | None = None) -> RunSupervisor:
@@ -132,7 +153,8 @@ class RunSupervisor:
 
     def _claim(self, run: Run, submission_id: str, correlation_id: str) -> bool:
         started_at = utcnow()
-        log_url = render_log_url(self.settings, run=run, correlation_id=correlation_id, submission_id=submission_id)
+        log_url = render_log_url(self.settings.worker.log_url_template, self.settings.ray.public_dashboard_url,
+                                 run=run, correlation_id=correlation_id, submission_id=submission_id)
         claimed = self.repo.claim_run(
             run.id, started_at=started_at, log_url=log_url, submission_id=submission_id,
             correlation_id=correlation_id, supervisor=self.worker_id, ray_job_status=JobState.PENDING.value,
@@ -161,7 +183,7 @@ class RunSupervisor:
 
     def _still_wanted(self, run_id: int) -> bool:
         """While the run waits for a slot: renew the lease; False once a stop was asked for or it ended."""
-        self._renew(run_id, phase="waiting_for_worker")
+        self._renew(run_id, phase=Phase.WAITING_FOR_WORKER)
         return self.repo.get_status(run_id) == Status.STARTED
 
     def _settle_unsubmitted(self, run_id: int) -> Verdict | None:
@@ -180,7 +202,7 @@ class RunSupervisor:
         try:
             jobs = self._connect(run_id)
             if not self._submit_once(jobs, run_id, submission_id):
-                return Verdict.failed("job_lost", "the Ray job was submitted but the Ray head does not know it "
+                return Verdict.failed(ErrorCode.JOB_LOST, "the Ray job was submitted but the Ray head does not know it "
                                       "(was the Ray head restarted?); it is not submitted again, since it may have "
                                       "written already")
             watch = self._watch(jobs, run_id, submission_id)
@@ -217,26 +239,24 @@ class RunSupervisor:
         for up to ``ray_unreachable_grace_seconds``, renewing ``run_id``'s lease meanwhile; permanent refusals are
         raised at once."""
         grace = self.settings.worker.ray_unreachable_grace_seconds
-        started, attempt = time.monotonic(), 0
-        while True:
-            try:
-                return call()
-            except SubmitUnavailableError as exc:
-                if time.monotonic() - started > grace:
-                    raise
-                last = exc
-            except SyncmasterRayError:
-                raise
-            except Exception as exc:  # requests' ConnectionError and friends while the head is down
-                if time.monotonic() - started > grace:
-                    raise JobLostError(f"the Ray Jobs API did not answer for {grace:.0f} s while trying to {what} "
-                                       f"({type(exc).__name__})") from None
-                last = exc
-            attempt += 1
-            log.info("Could not %s (%s): trying again", what, redact(str(last), self._secrets())[:200])
-            time.sleep(min(0.5 * 2 ** min(attempt, 5), 5.0))
-            if run_id is not None:
+
+        def renew_lease(state: RetryCallState) -> None:
+            if run_id is not None and state.attempt_number > 1:
                 self._renew(run_id)
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.info("Could not %s (%s): trying again", what, redact(str(error), self._secrets())[:200])
+
+        retrying = Retrying(retry=retry_if_exception(_is_transient), stop=stop_after_delay(grace),
+                            wait=wait_exponential(max=5), before=renew_lease, before_sleep=log_retry, reraise=True)
+        try:
+            return retrying(call)
+        except (SyncmasterRayError, LeaseLost):
+            raise
+        except Exception as exc:  # requests' ConnectionError and friends, for the whole grace
+            raise JobLostError(f"the Ray Jobs API did not answer for {grace:.0f} s while trying to {what} "
+                               f"({type(exc).__name__})") from None
 
     def _run_deadline(self, run_id: int) -> float | None:
         """Monotonic time at which the run times out, counted from its ``started_at`` (a worker taking it over
@@ -374,7 +394,7 @@ class RunSupervisor:
             return Verdict(Status.FINISHED)
         if timed_out and snapshot.state is not JobState.MISSING:
             timeout = self.settings.worker.run_timeout_seconds
-            return Verdict.failed("timed_out", f"the run was still going after {timeout:g} s and was stopped "
+            return Verdict.failed(ErrorCode.TIMED_OUT, f"the run was still going after {timeout:g} s and was stopped "
                                   "(SYNCMASTER__WORKER__RUN_TIMEOUT_SECONDS)")
         if snapshot.state is JobState.MISSING:
             error = JobLostError("the Ray job is gone (was the Ray head restarted?)")
@@ -382,18 +402,18 @@ class RunSupervisor:
         if snapshot.state is JobState.STOPPED:
             if stop_requested or self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
                 return Verdict.stopped("stopped on request")
-            return Verdict.failed("stopped_externally", "the Ray job was stopped outside SyncMaster")
+            return Verdict.failed(ErrorCode.STOPPED_EXTERNALLY, "the Ray job was stopped outside SyncMaster")
         record = self.repo.get_record(run_id)
         if record is not None and record.reason:
             return Verdict.failed(record.error_code, record.reason)
         missing = _MISSING_MODULE.search(log_tail or "")
         if missing:  # the job's interpreter lacks our package: it died before it could record anything
-            return Verdict.failed("config", f"the Ray job's interpreter cannot import syncmaster-ray (No module named "
-                                  f"{missing['module']!r}): install the package in the Python the Ray nodes run "
-                                  f"jobs with ({self.settings.ray.job_python!r}), or point "
+            return Verdict.failed(ErrorCode.CONFIG, "the Ray job's interpreter cannot import syncmaster-ray "
+                                  f"(No module named {missing['module']!r}): install the package in the Python the "
+                                  f"Ray nodes run jobs with ({self.settings.ray.job_python!r}), or point "
                                   "SYNCMASTER__RAY__JOB_PYTHON at one that has it")
         message = redact(" ".join(snapshot.message.split()), self._secrets())[:1000]
-        return Verdict.failed("job_failed", f"the Ray job failed: {message or 'no message'}")
+        return Verdict.failed(ErrorCode.JOB_FAILED, f"the Ray job failed: {message or 'no message'}")
 
     def _persist_logs(self, jobs: RayJobs, run_id: int, submission_id: str, snapshot: JobSnapshot) -> str | None:
         """Keep the job's message and log tail in our table: the Ray head forgets jobs when it restarts. A tail
@@ -416,7 +436,7 @@ class RunSupervisor:
         def is_ours_and_settled(submission_id: str) -> bool:
             run_id = run_id_of(submission_id)
             return (run_id is not None and submission_id == submission_id_for(run_id, namespace)
-                    and self.repo.get_status(run_id) in SETTLED)
+                    and _is_settled(self.repo.get_status(run_id)))
 
         retention = self.settings.ray.job_retention_seconds
         try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from syncmaster_ray.worker.app import app, run_pool
-from syncmaster_ray.worker.pool import worker_id
-from syncmaster_ray.worker.supervisor import RunSupervisor
+from syncmaster_ray.worker.app import app
+from syncmaster_ray.worker.signals import run_pool
+from syncmaster_ray.worker.supervisor import RunSupervisor, current_worker_id
 
 log = logging.getLogger(__name__)
 CORRELATION_ID_HEADER = "CORRELATION_ID"
@@ -21,7 +21,7 @@ CORRELATION_ID_HEADER = "CORRELATION_ID"
 def run_transfer_task(self, run_id: int) -> str:
     """Claim the run (or take over one whose worker is gone) and start supervising it; returns at once."""
     correlation_id = self.request.get(CORRELATION_ID_HEADER) or uuid.uuid4().hex
-    supervisor = RunSupervisor.from_settings(worker_id())
+    supervisor = RunSupervisor.from_settings(current_worker_id())
     taken = supervisor.take(run_id, correlation_id=correlation_id)
     if taken is None:
         return "skipped"

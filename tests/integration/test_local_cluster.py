@@ -1,4 +1,4 @@
-"""``cluster/local-cluster.sh`` (``python -m syncmaster_ray.local_cluster``): a head plus N worker raylets, each
+"""``cluster/local-cluster.sh`` (``python -m syncmaster_ray_dev.local_cluster``): a head plus N worker raylets, each
 with its own resources, stopped by PID on Ctrl-C."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def kill_processes_of_new_ray_dirs(before: set[Path]) -> None:
 def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(tmp_path):
     ray_dirs_before = set(Path("/tmp").glob("smr-ray-*"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "syncmaster_ray.local_cluster", "--workers", "2", "--head-cpus", "1",
+        [sys.executable, "-m", "syncmaster_ray_dev.local_cluster", "--workers", "2", "--head-cpus", "1",
          "--worker-cpus", "2", "--memory-gib", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )

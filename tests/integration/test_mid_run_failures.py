@@ -14,7 +14,7 @@ import pytest
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.handlers.postgres import staging_table_for
 from syncmaster_ray.ids import actor_name_for, placement_group_name_for
-from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
+from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import (
     checksum,
     create_slow_view,

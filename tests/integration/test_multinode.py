@@ -13,7 +13,7 @@ import pytest
 
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.ids import placement_group_name_for
-from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead, LocalRayNode
+from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead, LocalRayNode
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
 from tests.fixtures.ray_cluster import all_actors, placement_groups
 from tests.fixtures.runs import start_and_wait, wait_for_end

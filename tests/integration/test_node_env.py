@@ -52,7 +52,7 @@ def test_a_job_interpreter_without_the_package_fails_the_run_in_one_line_naming_
     """A head whose job interpreter lacks syncmaster-ray (here: the system Python, as a head started without the
     venv on its PATH would run it): the job dies before it can record anything, and the run's reason says what to
     fix instead of carrying a traceback."""
-    from syncmaster_ray.local_cluster import LocalCeleryWorker
+    from syncmaster_ray_dev.local_cluster import LocalCeleryWorker
     from tests.fixtures.runs import start_and_wait
 
     queue = catalog.ensure_queue("e2e", "Job Python Queue")

@@ -18,7 +18,7 @@ import pytest
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.db.repository import utcnow
 from syncmaster_ray.ids import actor_name_for
-from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
+from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
 from tests.fixtures.ray_cluster import all_actors, spark_jvms
 from tests.fixtures.runs import ended, wait_for

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from syncmaster_ray.cli.run import send_run_task
-from syncmaster_ray.local_cluster import LocalCeleryWorker
+from syncmaster_ray_dev.local_cluster import LocalCeleryWorker
 from tests.fixtures.postgres_data import checksum, create_source, open_sessions, unique_table
 from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
 from tests.fixtures.runs import ended, wait_for, wait_for_end

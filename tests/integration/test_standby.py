@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from syncmaster_ray.job.standby import PREFIX
-from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
+from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
 from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
 from tests.fixtures.runs import start_and_wait, wait_for

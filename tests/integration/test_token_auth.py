@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from syncmaster_ray.local_cluster import LocalCeleryWorker, LocalRayHead
+from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for
 from tests.fixtures.worker import purge

@@ -284,18 +284,37 @@ def old_hive_rows(table: str, ids: str, day: str = "date'2020-01-01'") -> str:
 HIVE_STOP_ROWS = SLOW_ROWS
 
 
+def slow_source_for_hive(data_db_url: str, prefix: str, rows: int) -> tuple[str, str, str, str]:
+    """A Postgres table of ``rows`` rows, a view streaming it slowly, and a fresh Hive table name:
+    ``(table, slow view, hive name, default.<hive name>)``."""
+    table, source = unique_table(f"{prefix}_src"), unique_table(f"{prefix}_slow")
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    create_source(data_db_url, table, rows=rows)
+    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)  # still streaming
+    return table, source, name, f"default.{name}"
+
+
+def stop_mid_hive_write(repo, transfer, slug: str, config, name: str, session_id: str) -> None:
+    """Start a run of ``transfer``, stop it once its write into ``name`` is under way, check it ended STOPPED and
+    that its Spark JVMs (which held the metastore) exited."""
+    from syncmaster_ray.cli.run import send_run_task
+
+    run = repo.create_run(transfer.id)
+    send_run_task(run.id, slug)
+    wait_for(lambda: write_in_progress(config, name), 300, "the write to start", interval=0.2)
+    repo.request_stop(run.id)
+    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
+    assert final.status == "STOPPED", repo.get_record(run.id).reason
+    wait_for(lambda: spark_jvms(session_id) == [], 30, "every Spark JVM to exit")
+
+
 @pytest.mark.long  # Postgres and MySQL stop-mid-write tests stay in CI
 def test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it(
     repo, catalog, e2e_queue, pg, hive, data_db_url, hive_metastore_config, ray_head, celery_worker
 ):
     """Insert-overwrite in place deletes the old files first: a stop mid-write must still leave the old table."""
-    from syncmaster_ray.cli.run import send_run_task
-
     config = hive_metastore_config
-    table, source, name = unique_table("hv_src"), unique_table("hv_slow"), f"hstop_{secrets.token_hex(4)}"
-    target = f"default.{name}"
-    create_source(data_db_url, table, rows=HIVE_STOP_ROWS)
-    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)  # still streaming
+    table, source, name, target = slow_source_for_hive(data_db_url, "hstop", rows=HIVE_STOP_ROWS)
     look = (f"SELECT * FROM {target} ORDER BY id", fingerprint_query(target), f"SHOW CREATE TABLE {target}",
             tables_query("default", name))
     hive_sql(config, f"CREATE TABLE {target} ({HIVE_COLUMNS}) USING parquet COMMENT 'kept' "
@@ -304,15 +323,7 @@ def test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replac
     assert len(before[0]) == 50 and table_names(before[3]) == [name]
     transfer = make_transfer(catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": source},
                              {"type": "hive", "table_name": target})
-    run = repo.create_run(transfer.id)
-    send_run_task(run.id, e2e_queue.slug)
-    wait_for(lambda: write_in_progress(config, name), 300, "the write to start", interval=0.2)
-
-    repo.request_stop(run.id)
-    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
-
-    assert final.status == "STOPPED", repo.get_record(run.id).reason
-    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")  # it held the metastore
+    stop_mid_hive_write(repo, transfer, e2e_queue.slug, config, name, ray_head.session_id)
     after = hive_sql(config, *look[:3])
     assert after == before[:3]
     # The next run (from the table, not slowly) restores or drops what the stopped one left, then swaps its own
@@ -333,13 +344,8 @@ def test_hive_incremental_run_appends_and_an_append_stopped_mid_write_leaves_the
     repo, catalog, e2e_queue, pg, hive, data_db_url, hive_metastore_config, ray_head, celery_worker
 ):
     """Appends go straight into the target: Spark moves their files into the table only when the job commits."""
-    from syncmaster_ray.cli.run import send_run_task
-
     config = hive_metastore_config
-    table, source, name = unique_table("hv_inc"), unique_table("hv_inc_slow"), f"hinc_{secrets.token_hex(4)}"
-    target = f"default.{name}"
-    create_source(data_db_url, table, rows=100)
-    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)  # still streaming
+    table, source, name, target = slow_source_for_hive(data_db_url, "hinc", rows=100)
     transfer = make_transfer(catalog, e2e_queue, pg, hive, {"type": "postgres", "table_name": source},
                              {"type": "hive", "table_name": target},
                              strategy={"type": "incremental", "increment_by": "Id"})
@@ -352,14 +358,7 @@ def test_hive_incremental_run_appends_and_an_append_stopped_mid_write_leaves_the
     assert [int(value) for value in before[0][0]] == list(postgres_fingerprint(data_db_url, table,
                                                                                '"Id" BETWEEN -1 AND 100'))
 
-    run = repo.create_run(transfer.id)
-    send_run_task(run.id, e2e_queue.slug)
-    wait_for(lambda: write_in_progress(config, name), 300, "the append to start", interval=0.2)
-    repo.request_stop(run.id)
-    final = wait_for(lambda: ended(repo, run.id), 60, "the run to end")
-
-    assert final.status == "STOPPED", repo.get_record(run.id).reason
-    wait_for(lambda: spark_jvms(ray_head.session_id) == [], 30, "every Spark JVM to exit")
+    stop_mid_hive_write(repo, transfer, e2e_queue.slug, config, name, ray_head.session_id)
     assert hive_sql(config, fingerprint_query(target), tables_query("default", name),
                     f"INSERT INTO {target} (id, name) VALUES (100000000, 'only in the target')")[:2] == before
     # The stopped run saved no HWM: the next one appends every new row (its source no longer needs to stream slowly).

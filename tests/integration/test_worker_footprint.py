@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from syncmaster_ray.cli.run import send_run_task
-from syncmaster_ray.local_cluster import LocalCeleryWorker
+from syncmaster_ray_dev.local_cluster import LocalCeleryWorker
 from tests.fixtures.postgres_data import create_source, unique_table
 from tests.fixtures.runs import ENDED, wait_for
 from tests.integration.test_transfer_postgres import make_transfer

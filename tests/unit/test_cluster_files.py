@@ -31,7 +31,8 @@ ENV_EXAMPLE = REPO / ".env.compose.example"
 NODE_ENV_FILE = "/etc/syncmaster-ray/env"
 NODE_TOKEN_FILE = "/etc/syncmaster-ray/ray-auth-token"
 DEFAULT_JARS = [DEFAULT_POSTGRES_JAR, DEFAULT_MARIADB_JAR]
-# Debian packages behind the default jars, and the JDK the stack runs on (shared/docs/stack-notes.md).
+# Debian packages behind the default jars (/usr/share/java/postgresql.jar, mariadb-java-client.jar), and the JDK the
+# stack runs on (OpenJDK 17: onETL 0.17 supports Java up to 20).
 NODE_PACKAGES = ["openjdk-17-jre-headless", "libpostgresql-jdbc-java", "libmariadb-java"]
 
 # SYNCMASTER__* names read by SyncMaster 0.3.7 itself, not by us: the server (ServerAppSettings and the settings of

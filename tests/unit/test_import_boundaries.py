@@ -52,3 +52,53 @@ def test_probe_detects_a_forbidden_import():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
                          check=True).stdout
     assert "syncmaster_ray.ids" in json.loads(out)["syncmaster_ray.ids"]
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports anywhere (module level, in functions, under TYPE_CHECKING)."""
+    import ast
+
+    package = REPO_ROOT / "syncmaster_ray"
+    modules = {".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+               for path in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                             for alias in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+        graph[name] = {module for module in imported if module in modules and module != name}
+    return graph
+
+
+def _cycle_from(start: str, graph: dict[str, set[str]]) -> list[str] | None:
+    path: list[str] = []
+    done: set[str] = set()
+
+    def visit(module: str) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module):], module]
+        if module in done:
+            return None
+        path.append(module)
+        for imported in sorted(graph[module]):
+            if cycle := visit(imported):
+                return cycle
+        path.pop()
+        done.add(module)
+        return None
+
+    return visit(start)
+
+
+def test_no_module_of_the_package_imports_itself_back():
+    graph = _package_imports()
+    cycles = [cycle for module in sorted(graph) if (cycle := _cycle_from(module, graph))]
+    assert not cycles, f"import circle: {' -> '.join(cycles[0])}"
+
+
+def test_the_cycle_check_finds_a_circle():
+    assert _cycle_from("a", {"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -28,7 +28,8 @@ def make_run(run_id: int = 42, transfer_name: str = "daily orders"):
 
 
 def render(settings: AppSettings, run=None) -> str:
-    return render_log_url(settings, run=run or make_run(), correlation_id=CORRELATION_ID, submission_id=SUBMISSION_ID)
+    return render_log_url(settings.worker.log_url_template, settings.ray.public_dashboard_url, run=run or make_run(),
+                          correlation_id=CORRELATION_ID, submission_id=SUBMISSION_ID)
 
 
 def test_ray_job_url_strips_trailing_slash():

@@ -150,3 +150,34 @@ def test_secret_spanning_a_newline_is_masked_after_joining():
     # Reasons are joined into one line before redaction, so a secret is matched as it will be stored.
     _, reason = classify(SourceError("key is\nabc def"), secrets=["is abc"])
     assert reason == "key *** def"
+
+
+def test_error_codes_keep_the_text_stored_in_run_records():
+    """The values are what SyncMaster's UI and earlier rows show: renaming one is a data migration."""
+    from syncmaster_ray.errors import ErrorCode, Phase
+
+    assert sorted(ErrorCode) == sorted([
+        "internal", "config", "run_state", "transfer_spec", "credentials", "unsupported_connection_type",
+        "invalid_params", "forbidden_sql", "source", "target", "cluster", "submit", "job_lost", "actor_died",
+        "resources_unavailable", "stopped", "timed_out", "stopped_externally", "job_failed",
+    ])
+    assert sorted(Phase) == sorted(["waiting_for_worker", "waiting_for_capacity", "transferring", "ended"])
+
+
+def test_every_error_class_carries_an_error_code():
+    from syncmaster_ray.errors import ErrorCode
+
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(sub for direct in cls.__subclasses__() for sub in subclasses(direct))]
+
+    for cls in subclasses(SyncmasterRayError):
+        assert isinstance(cls.code, ErrorCode), cls
+
+
+def test_run_outcome_of_a_failure_is_classified_and_of_a_success_has_no_code():
+    from syncmaster_ray.outcome import RunOutcome
+
+    failed = RunOutcome.failed(SourceError("cannot read postgresql://u:hunter2@db/x"), ["hunter2"])
+    assert not failed.ok and failed.code == "source" and "hunter2" not in failed.reason
+    done = RunOutcome(metrics={"rows_written": 3})
+    assert done.ok and done.code is None and done.reason is None and done.log == []

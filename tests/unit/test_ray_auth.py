@@ -109,7 +109,8 @@ class _Dashboard(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/api/version"):
             body: dict = {"version": "4", "ray_version": "2.60.0", "ray_commit": "x"}
         else:
-            body = {"data": {"result": {"result": []}}}
+            body = {"result": True, "msg": "", "data": {"result": {  # the state API's list answer, empty
+                "result": [], "total": 0, "num_after_truncation": 0, "num_filtered": 0}}}
         payload = json.dumps(body).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -6,53 +6,38 @@ import pytest
 
 from syncmaster_ray.redact import MASK, redact
 
+URL_PASSWORDS = [
+    ("postgresql://etl:hunter2@db:5432/x", "postgresql://etl:***@db:5432/x"),
+    ("postgresql+asyncpg://syncmaster:s3cr3t@db/sm", "postgresql+asyncpg://syncmaster:***@db/sm"),
+    ("amqp://guest:guest@rabbitmq:5672/", "amqp://guest:***@rabbitmq:5672/"),
+    ("jdbc:postgresql://u:p@h/d", "jdbc:postgresql://u:***@h/d"),
+    ("a redis://:onlypass@cache:6379/0 b", "a redis://:***@cache:6379/0 b"),
+    ("two: http://a:x1@h1/ and http://b:y2@h2/", "two: http://a:***@h1/ and http://b:***@h2/"),
+]
+WITHOUT_SECRETS = [  # unchanged
+    ("http://ray-head:8265/#/jobs/x", "http://ray-head:8265/#/jobs/x"),
+    ("postgresql://user@db:5432/x", "postgresql://user@db:5432/x"),
+    ("see https://docs.example.com/a:b", "see https://docs.example.com/a:b"),
+    ("relation \"public.x\" does not exist", "relation \"public.x\" does not exist"),
+]
+PASSWORD_PAIRS = [
+    ("password=hunter2", "password=***"),
+    ("PASSWORD = hunter2 and more", "PASSWORD = *** and more"),
+    ("user=etl;password=hunter2;ssl=true", "user=etl;password=***;ssl=true"),
+    ("?user=etl&password=hunter2&ssl=true", "?user=etl&password=***&ssl=true"),
+    ("password: 'hunter2'", "password: '***'"),
+    ('password="hunter2"', 'password="***"'),
+    ("pwd=abc, next", "pwd=***, next"),
+    ("passwd=abc", "passwd=***"),
+    ("secret_key=abcdef", "secret_key=***"),
+    ("access_key=AKIA123", "access_key=***"),
+    ("token: eyJhbGciOi", "token: ***"),
+    ("Options(password=abc)", "Options(password=***)"),
+]
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("postgresql://etl:hunter2@db:5432/x", "postgresql://etl:***@db:5432/x"),
-        ("postgresql+asyncpg://syncmaster:s3cr3t@db/sm", "postgresql+asyncpg://syncmaster:***@db/sm"),
-        ("amqp://guest:guest@rabbitmq:5672/", "amqp://guest:***@rabbitmq:5672/"),
-        ("jdbc:postgresql://u:p@h/d", "jdbc:postgresql://u:***@h/d"),
-        ("a redis://:onlypass@cache:6379/0 b", "a redis://:***@cache:6379/0 b"),
-        ("two: http://a:x1@h1/ and http://b:y2@h2/", "two: http://a:***@h1/ and http://b:***@h2/"),
-    ],
-)
-def test_url_passwords_are_masked(text, expected):
-    assert redact(text) == expected
 
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "http://ray-head:8265/#/jobs/x",
-        "postgresql://user@db:5432/x",
-        "see https://docs.example.com/a:b",
-        "relation \"public.x\" does not exist",
-    ],
-)
-def test_text_without_secrets_is_unchanged(text):
-    assert redact(text) == text
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("password=hunter2", "password=***"),
-        ("PASSWORD = hunter2 and more", "PASSWORD = *** and more"),
-        ("user=etl;password=hunter2;ssl=true", "user=etl;password=***;ssl=true"),
-        ("?user=etl&password=hunter2&ssl=true", "?user=etl&password=***&ssl=true"),
-        ("password: 'hunter2'", "password: '***'"),
-        ('password="hunter2"', 'password="***"'),
-        ("pwd=abc, next", "pwd=***, next"),
-        ("passwd=abc", "passwd=***"),
-        ("secret_key=abcdef", "secret_key=***"),
-        ("access_key=AKIA123", "access_key=***"),
-        ("token: eyJhbGciOi", "token: ***"),
-        ("Options(password=abc)", "Options(password=***)"),
-    ],
-)
-def test_password_pairs_are_masked(text, expected):
+@pytest.mark.parametrize(("text", "expected"), URL_PASSWORDS + WITHOUT_SECRETS + PASSWORD_PAIRS)
+def test_url_passwords_and_password_pairs_are_masked_and_nothing_else(text, expected):
     assert redact(text) == expected
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
-from syncmaster_ray.job.standby import SessionShape, can_use_standby, run_shape
+from syncmaster_ray.job.session import SessionShape, can_use_standby, run_shape
 from syncmaster_ray.spec import Resources
 
 
@@ -41,11 +42,27 @@ def test_a_claim_arriving_after_its_deadline_is_refused_and_the_standby_stays_fr
     """A standby still waiting for its placement answers a queued claim only once it starts; by then the claiming
     run has given up on it (its wait timed out) and gone on. Accepting it would leave the standby claimed by a run
     that never uses it, holding its capacity for good."""
-    import time
-
-    from syncmaster_ray.job.actor import TransferActor
-
-    standby = TransferActor(None, group="its-group")
+    standby = _idle_standby()
     assert standby.claim(7, deadline=time.time() - 1) is None and standby.run_id is None
     assert standby.claim(8, deadline=time.time() + 60) == "its-group" and standby.run_id == 8
     assert standby.claim(9) is None  # taken
+
+
+def test_an_evicted_standby_refuses_every_later_claim_and_a_claimed_one_cannot_be_evicted():
+    evicted = _idle_standby()
+    assert evicted.evict() == "its-group"
+    assert evicted.evict() is None  # freed once
+    assert evicted.claim(7) is None and evicted.run_id is None
+    claimed = _idle_standby()
+    assert claimed.claim(8) == "its-group"
+    assert claimed.evict() is None and claimed.run_id == 8
+
+
+def _idle_standby():
+    """A standby whose Spark is never started (its warm-up thread does nothing)."""
+    from unittest.mock import patch
+
+    from syncmaster_ray.job.standby import StandbyActor
+
+    with patch.object(StandbyActor, "_start_session"):
+        return StandbyActor(SessionShape(resources=Resources()), "its-group", [0])

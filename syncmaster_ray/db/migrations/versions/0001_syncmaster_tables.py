@@ -39,7 +39,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    owned = [row[0] for row in bind.execute(sa.text(f"SELECT table_name FROM {MARKER_TABLE}"))]
+    owned = list(bind.execute(sa.select(sa.column("table_name", sa.String)).select_from(sa.table(MARKER_TABLE)))
+                 .scalars())
     tables = [Base.metadata.tables[name] for name in SYNCMASTER_TABLES if name in owned]
     Base.metadata.drop_all(bind, tables=tables, checkfirst=True)
     op.drop_table(MARKER_TABLE)

@@ -1,7 +1,7 @@
 """A throw-away local Ray head for development, the demo and the tests.
 
 Its own temp dir and ports, started in its own process group with ``ray start --block`` and stopped by that PID,
-never with ``ray stop`` (which kills every Ray process of the user: stack-notes pitfall 9).
+never with ``ray stop``: ``ray stop`` kills every Ray process of the user, other heads and test sessions included.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
+
+import psutil
 
 from syncmaster_ray.node_env import node_environment
 from syncmaster_ray.ray_client import dashboard_auth_headers
@@ -78,8 +80,41 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def _group_alive(pgid: int) -> bool:
+    """Does any live (non-zombie) process remain in the group?"""
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except OSError:  # gone meanwhile
+            continue
+    return False
+
+
+class _GroupLeader:
+    """A child started in a process group of its own (``start_new_session``), stopped with its whole group."""
+
+    process: subprocess.Popen | None
+    stop_grace: ClassVar[float] = 8  # seconds between SIGTERM and SIGKILL
+
+    def start(self, timeout: float = 120) -> Self:
+        raise NotImplementedError
+
+    def stop(self, grace: float | None = None) -> None:
+        if self.process is None:
+            return
+        _stop_group(self.process, self.stop_grace if grace is None else grace)
+        self.process = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class LocalRayHead:
+class LocalRayHead(_GroupLeader):
     """``with LocalRayHead(env=...) as head: head.dashboard_url``."""
 
     num_cpus: int = 4
@@ -190,37 +225,17 @@ class LocalRayHead:
         self.stop(keep_files=True)
         raise RuntimeError(f"the Ray head did not answer within {timeout:.0f} s; see {log_path}")
 
-    def stop(self, grace: float = 8, keep_files: bool = False) -> None:
+    def stop(self, grace: float | None = None, keep_files: bool = False) -> None:
         """SIGTERM the whole process group of ``ray start --block``, then SIGKILL what is left; remove its temp dir
         (sessions, logs, spilled objects) unless ``keep_files`` (a head that failed to start keeps its logs)."""
-        if self.process is not None:
-            _stop_group(self.process, grace)
-            self.process = None
+        super().stop(grace)
         if not keep_files:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             shutil.rmtree(self.node_files_dir, ignore_errors=True)
 
-    def __enter__(self) -> LocalRayHead:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _group_alive(pgid: int) -> bool:
-    """Does any live (non-zombie) process remain in the group?"""
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_path.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
 
 @dataclass
-class LocalRayNode:
+class LocalRayNode(_GroupLeader):
     """A second raylet joining a local head (``ray start --address ... --block``): a two-node cluster on one machine.
 
     Each node has its own resources; on one machine they share the filesystem, so tests assert *where* things ran
@@ -286,18 +301,6 @@ class LocalRayNode:
         assert self.process is not None, "the node is not running"
         return self.process.pid
 
-    def stop(self, grace: float = 8) -> None:
-        if self.process is None:
-            return
-        _stop_group(self.process, grace)
-        self.process = None
-
-    def __enter__(self) -> LocalRayNode:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def _stop_group(process: subprocess.Popen, grace: float) -> None:
     """SIGTERM a child's whole process group, then SIGKILL what is left, and reap the child."""
@@ -316,7 +319,7 @@ def _stop_group(process: subprocess.Popen, grace: float) -> None:
 
 
 @dataclass
-class LocalCeleryWorker:
+class LocalCeleryWorker(_GroupLeader):
     """``python -m celery -A syncmaster_ray.worker worker -Q <slugs>`` as a child process group."""
 
     queues: str
@@ -324,6 +327,7 @@ class LocalCeleryWorker:
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="smr-celery-", suffix=".log")[1]))
     concurrency: int | None = 2  # None: the app's default (threads pool, worker_concurrency)
     process: subprocess.Popen | None = None
+    stop_grace: ClassVar[float] = 20
 
     def start(self, timeout: float = 60) -> LocalCeleryWorker:
         command = [
@@ -345,24 +349,12 @@ class LocalCeleryWorker:
             time.sleep(0.3)
         raise RuntimeError(f"the Celery worker was not ready within {timeout:.0f} s; see {self.log_path}")
 
-    def stop(self, grace: float = 20) -> None:
-        if self.process is None:
-            return
-        _stop_group(self.process, grace)
-        self.process = None
-
-    def __enter__(self) -> LocalCeleryWorker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m syncmaster_ray.local_cluster``: a head plus N worker raylets on this machine until Ctrl-C."""
+    """``python -m syncmaster_ray_dev.local_cluster``: a head plus N worker raylets on this machine until Ctrl-C."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m syncmaster_ray.local_cluster", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m syncmaster_ray_dev.local_cluster", description=main.__doc__)
     parser.add_argument("--workers", type=int, default=1, help="worker raylets besides the head (default 1)")
     parser.add_argument("--head-cpus", type=int, default=2, help="logical CPUs of the head (default 2)")
     parser.add_argument("--worker-cpus", type=int, default=2, help="logical CPUs of each worker (default 2)")
