@@ -46,7 +46,7 @@ def _warn_about_an_open_jobs_api(**_: Any) -> None:
         if accepts_anonymous_jobs(address):
             log.warning("The Ray Jobs API at %s accepts requests without a token: anyone who reaches it can run code "
                         "on the cluster. Turn on Ray's token authentication (RAY_AUTH_MODE=token on every node and "
-                        "this worker; see the README's Operating a cluster).", redact(address))
+                        "this worker; see docs/operator-guide.md, Ray token authentication).", redact(address))
 
     threading.Thread(target=check, name="jobs-api-check", daemon=True).start()
 
