@@ -138,8 +138,15 @@ def dashboard() -> Iterator[str]:
 def test_status_sends_the_token_and_names_the_variables_when_refused(dashboard, monkeypatch):
     from syncmaster_ray.status import fetch_capacity
 
-    refused = fetch_capacity(dashboard)
-    assert "HTTP 401" in refused.error and "RAY_AUTH_MODE=token" in refused.error
+    # In a fresh interpreter: Ray's HTTP clients add the token of whatever auth mode the process first saw (a session
+    # of this test run may have had token auth), and this refusal is about a process without a token.
+    refused = subprocess.run(
+        [sys.executable, "-c", f"from syncmaster_ray.status import fetch_capacity; "
+                               f"print(fetch_capacity({dashboard!r}).error)"],
+        env={key: value for key, value in os.environ.items() if key not in AUTH_VARIABLES},
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert "HTTP 401" in refused and "RAY_AUTH_MODE=token" in refused
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
     assert fetch_capacity(dashboard).error is None
