@@ -22,6 +22,8 @@ Every error carries ``reason`` (one line, safe to store and show: no secrets, no
     └── RunStopped                      stopped: a stop was requested (a flow signal, not a failure)
 
     LeaseLost (an Exception, no code)   another worker took the run over: a flow signal of the Celery side
+    UndoFailed (an Exception, no code)  a file target's move failed and so did its undo (the handler turns it
+                                        into a TargetError naming what is left where)
 
 Codes no exception carries, written by the worker when it judges how a Ray job ended: ``timed_out``,
 ``stopped_externally``, ``job_failed`` (see ``ErrorCode``).
@@ -136,6 +138,19 @@ class ResourcesUnavailableError(ClusterError):
 
 class LeaseLost(Exception):
     """Another worker took the run over (this one looked dead to it): stop watching, write nothing."""
+
+
+class UndoFailed(Exception):
+    """A move into a file target failed, and undoing it failed too; ``problems`` says what is left where (the
+    message names the first few)."""
+
+    SHOWN = 3
+
+    def __init__(self, problems: list[str]) -> None:
+        shown = "; ".join(problems[: self.SHOWN])
+        more = len(problems) - self.SHOWN
+        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
+        self.problems = problems
 
 
 class RunStopped(SyncmasterRayError):

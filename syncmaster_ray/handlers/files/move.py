@@ -24,24 +24,13 @@ import posixpath
 from collections.abc import Iterable
 from typing import Any
 
+from syncmaster_ray.errors import UndoFailed
 from syncmaster_ray.outcome import error_with_cause
 
 log = logging.getLogger(__name__)
 
 # Under the run's .tmp dir: the target's files that the run's output replaces, until the move succeeded.
 REPLACED_DIR = ".replaced"
-# How many of the problems of a failed undo the run's reason names (all of them are logged).
-_PROBLEMS_IN_REASON = 3
-
-
-class UndoFailed(Exception):
-    """A move into the target failed, and undoing it failed too; ``problems`` says what is left where."""
-
-    def __init__(self, problems: list[str]) -> None:
-        shown = "; ".join(problems[:_PROBLEMS_IN_REASON])
-        more = len(problems) - _PROBLEMS_IN_REASON
-        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
-        self.problems = problems
 
 
 def parent_dirs(names: Iterable[str]) -> list[str]:
