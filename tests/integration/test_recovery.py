@@ -4,6 +4,7 @@ reconciler settling runs whose worker is gone. Each test has its own head and wo
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -150,8 +151,7 @@ def test_reconcile_settles_runs_whose_worker_is_gone(repo, catalog, recovery_que
     from syncmaster_ray.ids import submission_id_for
     from syncmaster_ray.ray_client import JobState, RayJobs
     from syncmaster_ray.settings import get_settings
-    from tests.fixtures.postgres_data import create_slow_view
-    from tests.integration.test_transfer_postgres import SLOW_EVERY, SLOW_PAUSE
+    from tests.fixtures.postgres_data import create_gated_view, gate_closed
 
     namespace = get_settings().job_namespace
     earlier_actors = {a["actor_id"] for a in transfer_actors(own_head)}
@@ -170,10 +170,14 @@ def test_reconcile_settles_runs_whose_worker_is_gone(repo, catalog, recovery_que
                   submit_job_as_a_lost_worker_would(own_head, repo, failed, "python -c 'import sys; sys.exit(3)'")]
     jobs = RayJobs(own_head.dashboard_url)
     wait_for(lambda: all(jobs.snapshot(sid).state.is_terminal() for sid in ended_jobs), 120, "the jobs to end")
-    # A real transfer from a slow source, its job running with no worker watching it.
-    table, source, target = unique_table("rc_src"), unique_table("rc_slow"), unique_table("rc_dst")
+    # A real transfer whose read waits at a row until both reconcile passes are done, its job running with no
+    # worker watching it.
+    table, source, target = unique_table("rc_src"), unique_table("rc_gated"), unique_table("rc_dst")
     create_source(data_db_url, table, rows=100_000)
-    create_slow_view(data_db_url, source, table, every=SLOW_EVERY, pause_seconds=SLOW_PAUSE)
+    lock_key = secrets.randbits(62)
+    create_gated_view(data_db_url, source, table, gate_row=50_000, lock_key=lock_key)
+    gate = gate_closed(data_db_url, lock_key)
+    gate.__enter__()
     running = repo.create_run(make_transfer(catalog, recovery_queue, pg_connections, source, target).id)
     running_job = submit_job_as_a_lost_worker_would(own_head, repo, running,
                                                     f"python -m syncmaster_ray.job --run-id {running.id}")
@@ -193,7 +197,10 @@ def test_reconcile_settles_runs_whose_worker_is_gone(repo, catalog, recovery_que
     assert repo.get_record(stopped.id).reason == "stopped before its Ray job was submitted"
     _age_records(data_db_url, app_env, [run.id for run in runs])
 
-    result = reconcile(app_env, own_head.dashboard_url, recovery_queue.slug)
+    try:
+        result = reconcile(app_env, own_head.dashboard_url, recovery_queue.slug)
+    finally:
+        gate.__exit__(None, None, None)  # the running job's read goes on
 
     assert result.returncode == 0, result.stderr
     assert f"run {running.id}: handed back to a worker" in result.stdout, result.stdout
