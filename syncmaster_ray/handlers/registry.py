@@ -48,9 +48,10 @@ def handler_classes() -> dict[str, type[Handler]]:
     return found
 
 
-def jdbc_types() -> tuple[str, ...]:
-    """The types reached over JDBC (whose drivers a standby session started with Maven packages carries)."""
-    return tuple(sorted(kind for kind, cls in handler_classes().items() if issubclass(cls, JDBCHandler)))
+def jdbc_handler_classes() -> list[type[JDBCHandler]]:
+    """The handlers of the types reached over JDBC (whose drivers a standby session started with Maven packages
+    carries), ordered by type."""
+    return [cls for _, cls in sorted(handler_classes().items()) if issubclass(cls, JDBCHandler)]
 
 
 def handler_class_for(connection_type: str) -> type[Handler]:

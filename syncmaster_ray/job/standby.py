@@ -57,10 +57,9 @@ def standby_shape(settings: AppSettings) -> SessionShape:
     """SyncMaster's default resources, and the Maven packages of every JDBC database when Maven is used."""
     if not settings.spark.use_maven_packages:
         return SessionShape(resources=Resources())
-    from syncmaster_ray.handlers.registry import handler_class_for, jdbc_types
+    from syncmaster_ray.handlers.registry import jdbc_handler_classes
 
-    jdbc = [handler_class_for(kind) for kind in jdbc_types()]  # the databases whose drivers a standby carries
-    packages = tuple(sorted({package for cls in jdbc for package in cls.maven_packages}))
+    packages = tuple(sorted({package for cls in jdbc_handler_classes() for package in cls.maven_packages}))
     return SessionShape(resources=Resources(), maven_packages=packages)
 
 
@@ -265,17 +264,16 @@ def replenish(settings: AppSettings) -> int:
 
 
 def _warm_up_repository(database_url: str) -> None:
-    """What the run's first step loads: our models, a pooled connection to our database, the JDBC handlers."""
+    """What the run's first step loads: our models, a pooled connection to our database, the handler modules."""
     from sqlalchemy import text
 
     from syncmaster_ray.db.engine import get_engine
     from syncmaster_ray.db.repository import RunRepository  # noqa: F401
-    from syncmaster_ray.handlers.registry import handler_class_for, jdbc_types
+    from syncmaster_ray.handlers.registry import handler_classes
 
     with get_engine(database_url).connect() as connection:
         connection.execute(text("SELECT 1"))
-    for kind in jdbc_types():
-        handler_class_for(kind)
+    handler_classes()  # imports every handler module
 
 
 def _warm_up(spark: Any, database_url: str) -> None:

@@ -11,7 +11,7 @@ from syncmaster_ray.handlers.base import DBHandler, Handler
 from syncmaster_ray.handlers.files.handler import FileHandler
 from syncmaster_ray.handlers.postgres import DIALECT as POSTGRES
 from syncmaster_ray.handlers.postgres import PostgresConnection, PostgresHandler
-from syncmaster_ray.handlers.registry import KNOWN_TYPES, handler_class_for, handler_classes, jdbc_types
+from syncmaster_ray.handlers.registry import KNOWN_TYPES, handler_class_for, handler_classes, jdbc_handler_classes
 from syncmaster_ray.settings import SparkSettings
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy
 from tests.unit import handler_cases
@@ -121,7 +121,8 @@ def test_every_syncmaster_type_is_supported():
 
 
 def test_jdbc_types_are_the_jdbc_handlers():
-    assert set(jdbc_types()) == {"clickhouse", "mssql", "mysql", "oracle", "postgres"}
+    assert [cls.connection_type for cls in jdbc_handler_classes()] == ["clickhouse", "mssql", "mysql", "oracle",
+                                                                     "postgres"]
 
 
 def test_every_db_type_is_supported_by_a_db_handler():
