@@ -119,12 +119,12 @@ MUTATIONS = (
              ("tests/integration/test_transfer_databases.py::"
               "test_hive_target_stopped_mid_write_is_left_as_it_was_and_the_next_run_replaces_it",)),
     Mutation("prune_unsettled_runs", "retention never deletes the job of a run still active",
-             SUPERVISOR, "                    and _is_settled(self.repo.get_status(run_id)))", ")",
+             SUPERVISOR, "                    and self.repo.is_settled(run_id))", ")",
              (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
     Mutation("prune_jobs_not_ours", "retention never deletes a job another tool submitted",
              SUPERVISOR, "            return (run_id is not None and submission_id == submission_id_for(run_id, "
-             "namespace)\n                    and _is_settled(self.repo.get_status(run_id)))",
-             "            return run_id is None or _is_settled(self.repo.get_status(run_id))",
+             "namespace)\n                    and self.repo.is_settled(run_id))",
+             "            return run_id is None or self.repo.is_settled(run_id)",
              (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
     Mutation("prune_young_jobs", "retention keeps a job younger than the retention period",
              "syncmaster_ray/ray_client.py", "if job.end_time and job.end_time <= cutoff_ms and is_ours(",

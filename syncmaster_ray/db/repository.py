@@ -76,6 +76,11 @@ class RunRepository:
             value = session.scalar(select(Run.status).where(Run.id == run_id))
             return Status(value) if value else None
 
+    def is_settled(self, run_id: int) -> bool:
+        """Whether the run exists and has ended (FINISHED, FAILED or STOPPED)."""
+        status = self.get_status(run_id)
+        return status is not None and status.is_terminal()
+
     def claim_run(self, run_id: int, *, started_at: datetime, log_url: str, **record: Any) -> bool:
         """``CREATED -> STARTED`` with ``started_at`` and ``log_url`` in one conditional UPDATE, and our row
         (``record``'s columns: submission id, the supervision lease, ...) in the same transaction, so no claimed

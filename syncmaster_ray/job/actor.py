@@ -63,9 +63,6 @@ class TransferActor:
 
         Errors are classified here, where the original exception (and its secrets to redact) is at hand.
         """
-        return self._run(placement_group, executor_bundle_indexes)
-
-    def _run(self, placement_group: Any, executor_bundle_indexes: list[int]) -> RunOutcome:
         from syncmaster_ray.db.engine import get_engine
         from syncmaster_ray.db.repository import RunRepository
         from syncmaster_ray.settings import get_settings
@@ -80,7 +77,7 @@ class TransferActor:
             repo = RunRepository(get_engine(settings.database.sync_url))
             spec = repo.load_run_spec(self.run_id, settings.secret_key)
             secrets += _connection_secrets(spec)
-            source, target = build_handlers(spec)
+            source, target = build_handlers(spec, settings.spark)
             _sweep_settled_run_dirs(repo, settings.job_namespace)
             # Named after the submission id: run ids repeat across SyncMaster databases sharing a node.
             prefix = workdirs.prefix_for(submission_id_for(self.run_id, settings.job_namespace))
@@ -136,14 +133,8 @@ class TransferActor:
 
 def _sweep_settled_run_dirs(repo: Any, namespace: str) -> None:
     """Remove what runs of our namespace left on this node when their job died before its teardown."""
-    from syncmaster_ray.db.models import Status
-
-    def is_settled(run_id: int) -> bool:
-        status: Status | None = repo.get_status(run_id)
-        return status is not None and status.is_terminal()
-
     try:
-        removed = workdirs.sweep_settled(is_settled, submission_id_for(0, namespace).removesuffix("0"))
+        removed = workdirs.sweep_settled(repo.is_settled, submission_id_for(0, namespace).removesuffix("0"))
     except Exception:  # housekeeping never fails a run
         log.warning("Could not sweep directories of settled runs", exc_info=True)
         return

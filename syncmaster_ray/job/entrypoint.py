@@ -112,7 +112,7 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
     from syncmaster_ray.job.transfer import build_handlers
 
     spec = repo.load_run_spec(run_id, settings.secret_key)
-    handlers = build_handlers(spec)  # fail on bad params before reserving anything
+    handlers = build_handlers(spec, settings.spark)  # fail on bad params before reserving anything
     plan = plan_placement(
         spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes
     )

@@ -68,10 +68,6 @@ def _is_transient(exc: BaseException) -> bool:
         isinstance(exc, Exception) and not isinstance(exc, (SyncmasterRayError, LeaseLost)))
 
 
-def _is_settled(status: Status | None) -> bool:
-    return status is not None and status.is_terminal()
-
-
 @dataclass(frozen=True)
 class Verdict:
     status: Status
@@ -436,7 +432,7 @@ class RunSupervisor:
         def is_ours_and_settled(submission_id: str) -> bool:
             run_id = run_id_of(submission_id)
             return (run_id is not None and submission_id == submission_id_for(run_id, namespace)
-                    and _is_settled(self.repo.get_status(run_id)))
+                    and self.repo.is_settled(run_id))
 
         retention = self.settings.ray.job_retention_seconds
         try:

@@ -14,6 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from syncmaster_ray.db.models import Status
+from syncmaster_ray.db.repository import RunRepository
 from syncmaster_ray.ray_client import JobSnapshot, JobState
 from syncmaster_ray.settings import AppSettings, get_settings
 
@@ -230,6 +231,8 @@ class StatusRepo:
 
     def get_status(self, run_id: int) -> Status | None:
         return self.statuses.get(run_id)
+
+    is_settled = RunRepository.is_settled  # the real one, on these statuses
 
 
 @pytest.mark.parametrize(("retention", "own_status", "own_ended", "comes_back", "deleted"), [
