@@ -82,8 +82,9 @@ def capacity_from(nodes: list[dict[str, Any]], groups: list[dict[str, Any]]) -> 
 
 def fetch_capacity(dashboard_url: str, timeout: float = 10) -> Capacity:
     try:
-        nodes = _state_api(dashboard_url, "nodes", timeout)
-        groups = _state_api(dashboard_url, "placement_groups", timeout)
+        client = _state_client(dashboard_url)
+        nodes = _records(client, "nodes", timeout)
+        groups = _records(client, "placement_groups", timeout)
     except Exception as exc:  # the cluster may be down: the database part of the report still stands
         status = _http_status(exc)
         if status is None:
@@ -94,14 +95,19 @@ def fetch_capacity(dashboard_url: str, timeout: float = 10) -> Capacity:
     return capacity_from(nodes, groups)
 
 
-def _state_api(dashboard_url: str, resource: str, timeout: float) -> list[dict[str, Any]]:
-    """Every record of ``resource`` (detailed), as dicts. Our token header is passed explicitly: Ray's client adds
-    its own only when Ray's auth mode was on when the process first asked (it caches it), and ours agrees with it
+def _state_client(dashboard_url: str) -> Any:
+    """Ray's state API client for the dashboard. Our token header is passed explicitly: Ray's client adds its own
+    only when Ray's auth mode was on when the process first asked (it caches it), and ours agrees with it
     (tests/unit/test_ray_auth.py)."""
     from ray.util.state import StateApiClient
+
+    return StateApiClient(address=dashboard_url.rstrip("/"), headers=dashboard_auth_headers() or None)
+
+
+def _records(client: Any, resource: str, timeout: float) -> list[dict[str, Any]]:
+    """Every record of ``resource`` (detailed), as dicts."""
     from ray.util.state.common import ListApiOptions, StateResource
 
-    client = StateApiClient(address=dashboard_url.rstrip("/"), headers=dashboard_auth_headers() or None)
     records = client.list(StateResource(resource), ListApiOptions(limit=10_000, timeout=int(timeout), detail=True),
                           raise_on_missing_output=False)
     return [dataclasses.asdict(record) for record in records]
