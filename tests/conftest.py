@@ -29,9 +29,12 @@ def pytest_configure(config) -> None:
 
 # The slowest modules first, measured (`--durations`) on 2 cores: pytest-xdist (`-n 2 --dist loadfile`) hands whole
 # modules out in collection order, so the long ones start early and the unit tests fill the end of both workers.
+# test_worker_footprint.py first: its worker keeps no job records (retention 0) and deletes every settled job of
+# the session head, so the modules after it on the same xdist worker leave the jobs the session-end secret scan
+# needs to look at (run near the end, it left a session with none: "too little to look at").
 SLOWEST_FIRST = (
-    "test_transfer_databases.py", "test_transfer_files.py", "test_bad_input.py", "test_recovery.py",
-    "test_transfer_postgres.py", "test_mid_run_failures.py", "test_worker_footprint.py", "test_status.py",
+    "test_worker_footprint.py", "test_transfer_databases.py", "test_transfer_files.py", "test_bad_input.py",
+    "test_recovery.py", "test_transfer_postgres.py", "test_mid_run_failures.py", "test_status.py",
 )
 
 
