@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
-
-from bench.memory import PeakSampler, rss, tree
 
 PHASES = ("queue", "dispatch", "capacity_wait", "ray_setup", "spark_start", "connect", "read_plan", "copy",
           "teardown", "fixed_overhead", "total")
-
-
-@dataclass
-class RunResult:
-    run_id: int
-    status: str
-    phases: dict[str, float]
-    worker_peak_rss: int
-    cluster_peak_rss_above_idle: int
-    driver: str  # "cold" (Spark started for the run) or "standby"
 
 
 def phases_of(sent_at: float, run: Any, metrics: dict[str, Any]) -> dict[str, float]:
@@ -41,23 +28,6 @@ def phases_of(sent_at: float, run: Any, metrics: dict[str, Any]) -> dict[str, fl
         "fixed_overhead": copy_started - sent_at,  # task sent -> first row read
         "total": ended - sent_at,
     }
-
-
-def run_once(repo: Any, transfer_id: int, slug: str, worker_pid: int, head_pid: int,
-             timeout: float = 1800) -> RunResult:
-    from syncmaster_ray.cli.run import send_run_task
-
-    idle = rss(tree(head_pid))
-    with PeakSampler(lambda: rss(tree(worker_pid))) as worker, \
-            PeakSampler(lambda: rss(tree(head_pid)) - idle) as cluster:
-        run = repo.create_run(transfer_id)
-        sent_at = time.time()
-        send_run_task(run.id, slug)
-        run = wait_for_end(repo, run.id, timeout)
-    record = repo.get_record(run.id)
-    phases = phases_of(sent_at, run, record.metrics) if run.status == "FINISHED" else {}
-    driver = (record.metrics or {}).get("driver", "?") if record else "?"
-    return RunResult(run.id, run.status, phases, worker.peak, cluster.peak, driver)
 
 
 def wait_for_end(repo: Any, run_id: int, timeout: float) -> Any:

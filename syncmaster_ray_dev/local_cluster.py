@@ -329,16 +329,21 @@ class LocalCeleryWorker(_GroupLeader):
     process: subprocess.Popen | None = None
     stop_grace: ClassVar[float] = 20
 
-    def start(self, timeout: float = 60) -> LocalCeleryWorker:
-        command = [
+    def command(self) -> list[str]:
+        return [
             sys.executable, "-m", "celery", "-A", "syncmaster_ray.worker", "worker",
             "-Q", self.queues, *([f"--concurrency={self.concurrency}"] if self.concurrency else []), "--loglevel=INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
             f"--hostname=smr-{os.getpid()}-{free_port()}@%h",
         ]
+
+    def process_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+    def start(self, timeout: float = 60) -> Self:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(), env=self.process_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -79,22 +79,27 @@ def recreate_database(admin_url: str, name: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def fill_source(conn, rows: int) -> None:
-    conn.execute(
-        """CREATE TABLE public.demo_source (
+def fill_source(conn, rows: int, table: str = "demo_source") -> None:
+    """``public.<table>`` with ``rows`` rows of five common column types."""
+    from psycopg import sql
+
+    conn.execute(sql.SQL(
+        """CREATE TABLE public.{} (
             id bigint PRIMARY KEY, "Name" text, amount numeric(12, 2), active boolean, created_at timestamptz)"""
-    )
-    conn.execute(
-        """INSERT INTO public.demo_source
+    ).format(sql.Identifier(table)))
+    conn.execute(sql.SQL(
+        """INSERT INTO public.{}
            SELECT g, 'row ' || g || ' — ünïcödé', (g %% 100000) / 100.0, g %% 2 = 0,
                   timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second'
-           FROM generate_series(1, %s) AS g""",
-        (rows,),
+           FROM generate_series(1, %s) AS g"""
+    ).format(sql.Identifier(table)), (rows,),
     )
 
 
-def create_transfer(database_url, executors: int) -> str:
-    """Two connections to ``database_url``'s database, a queue and the transfer ``demo_pg_to_pg``; the queue slug."""
+def create_transfer(database_url, executors: int, name: str = "demo_pg_to_pg", source: str = "public.demo_source",
+                    target: str = "public.demo_target") -> str:
+    """Two connections to ``database_url``'s database (made once), a queue and the transfer ``name`` from
+    ``source`` to ``target``; the queue slug."""
     from syncmaster_ray.cli.common import engine, settings
     from syncmaster_ray.db.repository import CatalogRepository
 
@@ -102,17 +107,17 @@ def create_transfer(database_url, executors: int) -> str:
     data = {"host": database_url.host, "port": database_url.port or 5432, "database_name": database_url.database,
             "additional_params": {}}
     auth = {"type": "basic", "user": database_url.username or "postgres", "password": database_url.password or ""}
-    for name in ("demo_source", "demo_target"):
-        catalog.create_connection(group_name="demo", name=name, type_="postgres", data=data, auth=auth,
-                                  secret_key=settings().secret_key)
+    for connection in ("demo_source", "demo_target"):
+        if catalog.find_connection("demo", connection) is None:
+            catalog.create_connection(group_name="demo", name=connection, type_="postgres", data=data, auth=auth,
+                                      secret_key=settings().secret_key)
     queue = catalog.ensure_queue("demo", "Ray Queue")
-    source = catalog.find_connection("demo", "demo_source")
-    target = catalog.find_connection("demo", "demo_target")
     catalog.create_transfer(
-        group_id=queue.group_id, name="demo_pg_to_pg", description="", queue_id=queue.id,
-        source_connection_id=source.id, target_connection_id=target.id,
-        source_params={"type": "postgres", "table_name": "public.demo_source"},
-        target_params={"type": "postgres", "table_name": "public.demo_target"},
+        group_id=queue.group_id, name=name, description="", queue_id=queue.id,
+        source_connection_id=catalog.find_connection("demo", "demo_source").id,
+        target_connection_id=catalog.find_connection("demo", "demo_target").id,
+        source_params={"type": "postgres", "table_name": source},
+        target_params={"type": "postgres", "table_name": target},
         strategy_params={"type": "full"}, transformations=[],
         resources={"max_parallel_tasks": executors, "cpu_cores_per_task": 1, "ram_bytes_per_task": 1024**3},
         is_scheduled=False, schedule="",
