@@ -133,6 +133,9 @@ class WorkerSettings(BaseModel):
         return self
 
 
+MAX_STANDBY_DRIVERS = 16
+
+
 class RaySettings(BaseModel):
     address: str = Field(
         default="http://127.0.0.1:8265",
@@ -158,16 +161,33 @@ class RaySettings(BaseModel):
         description="Ended Ray jobs of ours older than this are deleted from the head (their message and log tail "
         "are kept in our table; the dashboard link stops working). 0: delete each job once its run is settled.",
     )
-    standby_drivers: int = Field(
-        default=0, ge=0, le=16,
+    standby_drivers: int | Literal["auto"] = Field(
+        default="auto",
         description="Transfer actors kept with Spark already started for the next runs of SyncMaster's default "
         "resources (1 executor, 1 core, 1 GiB; no Hive): such a run skips RayDP's start-up. Each idle one holds "
-        "its resources (runs of other shapes evict idle ones when short of capacity) and ~2.5 GB. 0: off.",
+        "its resources (runs of other shapes evict idle ones when short of capacity) and ~2.5 GB. `auto`: one, "
+        "started only where the cluster has room for it at that moment; N: up to N, each waiting for room. 0: off.",
     )
     driver_cpus: float = Field(default=1, gt=0, description="CPUs reserved for the Spark driver actor.")
     driver_memory_bytes: int = Field(
         default=1024**3, gt=0, description="Memory reserved (and given as -Xmx) for the Spark driver."
     )
+
+    @field_validator("standby_drivers")
+    @classmethod
+    def _standby_count_in_range(cls, value: int | str) -> int | str:
+        if value != "auto" and not 0 <= int(value) <= MAX_STANDBY_DRIVERS:
+            raise ValueError(f"must be 'auto' or 0..{MAX_STANDBY_DRIVERS}")
+        return value
+
+    @property
+    def standbys_on(self) -> bool:
+        return self.standby_drivers == "auto" or self.standby_drivers > 0
+
+    @property
+    def standby_count(self) -> int:
+        """How many standbys to keep (``auto``: one)."""
+        return 1 if self.standby_drivers == "auto" else self.standby_drivers
 
     @property
     def public_dashboard_url(self) -> str:

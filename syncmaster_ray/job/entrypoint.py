@@ -117,14 +117,19 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
         spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes
     )
     ray.init(logging_level=logging.WARNING)  # a namespace of the job's own: RayDP's actor names are fixed
-    use_standby = settings.ray.standby_drivers > 0
+    use_standby = settings.ray.standbys_on
     group = actor = result = None
+    replaced = False
     try:  # from the claim on: whatever happens, the actor and group taken are torn down
         if use_standby and can_use_standby(run_shape(settings, spec.resources, handlers),
                                            standby.standby_shape(settings)):
             claimed = standby.claim(run_id, standby.ray_namespace(settings))
             if claimed is not None:
                 group, actor = claimed.group, claimed.actor
+                # Its replacement starts now, at background priority beside this run, where there is room: the
+                # next run, sent right after this one, finds it started. (This job's namespace has no RayDP of
+                # its own: the claimed standby's was started by an earlier job.)
+                replaced = _replenish_standbys(settings, only_if_room=True, claimed=claimed.name)
         repo.record(run_id, phase=Phase.WAITING_FOR_CAPACITY)
         waiting = time.monotonic()
         if group is None:
@@ -156,7 +161,7 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
             result.metrics["capacity_released_at"] = round(released_at, 3)
         if driver_node is not None:
             _remove_run_dirs(driver_node, run_id, settings)
-        if use_standby:
+        if use_standby and not replaced:
             _replenish_standbys(settings)
 
 
@@ -169,13 +174,15 @@ def _remove_run_dirs(node_id: str, run_id: int, settings: Any) -> None:
         log.warning("Could not remove the run's directories on node %s", node_id[:12], exc_info=True)
 
 
-def _replenish_standbys(settings: Any) -> None:
+def _replenish_standbys(settings: Any, *, only_if_room: bool = False, claimed: str | None = None) -> bool:
+    """Start a missing standby (see ``standby.replenish``); True if one was started."""
     from syncmaster_ray.job import standby
 
     try:
-        standby.replenish(settings)
+        return standby.replenish(settings, only_if_room=only_if_room, claimed=claimed) > 0
     except Exception:  # the run's own outcome stands; the next job tries again
         log.warning("Could not start standby transfer actors", exc_info=True)
+        return False
 
 
 def _reserve(run_id: int, plan: Any, strategy: str, settings: Any) -> Any:
@@ -247,7 +254,7 @@ def _wait_for_capacity(group: Any, asked: dict[str, float], settings: Any) -> No
     log.info("Waiting for cluster capacity: %s", _describe(asked))
     started = time.monotonic()
     ready, _ = ray.wait([group.ready()], timeout=min(timeout, STANDBY_EVICTION_AFTER_SECONDS))
-    if not ready and settings.ray.standby_drivers > 0 and standby.evict_idle(standby.ray_namespace(settings)):
+    if not ready and settings.ray.standbys_on and standby.evict_idle(standby.ray_namespace(settings)):
         log.info("Idle standbys evicted to make room for this run")
     if not ready:
         ready, _ = ray.wait([group.ready()], timeout=max(timeout - (time.monotonic() - started), 0))

@@ -56,9 +56,10 @@ class SparkOnRay:
 
 
 def start_spark(shape: SessionShape, settings: AppSettings, app_name: str, placement_group: Any,
-                bundle_indexes: list[int]) -> SparkOnRay:
+                bundle_indexes: list[int], marker_java_option: str = "") -> SparkOnRay:
     """Start Spark on RayDP in ``placement_group``'s executor bundles, the driver JVM using (or dumping) the
-    class-data-sharing archive of its classpath. A failed start stops whatever it started."""
+    class-data-sharing archive of its classpath. A failed start stops whatever it started. ``marker_java_option``
+    marks RayDP's JVMs (see ``priority.py``)."""
     import raydp
 
     from syncmaster_ray.job.class_data_sharing import DriverArchive, archive_key
@@ -90,6 +91,7 @@ def start_spark(shape: SessionShape, settings: AppSettings, app_name: str, place
                 parallelism=resources.max_parallel_tasks * resources.cpu_cores_per_task,
                 executor_memory_mb=resources.executor_memory_mb,
                 driver_java_options=archive.java_options,
+                marker_java_option=marker_java_option,
             ),
         )
     except BaseException:

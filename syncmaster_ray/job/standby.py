@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from syncmaster_ray.ids import normalize_namespace
 from syncmaster_ray.job.actor import LOG_FORMAT, TransferActor, spawn
 from syncmaster_ray.job.placement import PlacementPlan, plan_placement
+from syncmaster_ray.job.priority import BackgroundPriority, marker_for
 from syncmaster_ray.job.session import SessionShape, SparkOnRay, start_spark, stop_spark
 from syncmaster_ray.outcome import RunOutcome
 from syncmaster_ray.spec import Resources
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "standby-"
 CLAIM_TIMEOUT_SECONDS = 10
+WARM_UP_GROUP = "syncmaster-standby-warm-up"
 # A standby's warm-up read: enough rows of common types for the JIT to compile the read and Arrow paths.
 WARM_UP_QUERY = ("SELECT g::bigint AS id, 'row ' || g AS name, (g % 1000)::numeric(12, 2) / 10 AS amount, "
                  "g % 2 = 0 AS active, now() + g * interval '1 second' AS created_at "
@@ -78,6 +80,8 @@ class StandbyActor(TransferActor):
         self._lock = threading.Lock()
         self._evicted = False
         self._session: SparkOnRay | None = None
+        self._priority = BackgroundPriority(marker_for(uuid.uuid4().hex[:12]))
+        self._priority_restored = False
         self._warm_up = threading.Thread(target=self._start_session, args=(shape, executor_bundle_indexes),
                                          name="standby-warm-up", daemon=True)
         self._warm_up.start()
@@ -90,7 +94,12 @@ class StandbyActor(TransferActor):
             if self.run_id is not None or self._evicted or (deadline is not None and time.time() > deadline):
                 return None
             self.run_id = run_id
-            return self.group
+            session = self._session
+        # The run must not wait for a warm-up, nor share the CPUs with one, nor run at background priority.
+        if session is not None:
+            session.spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
+        self._priority_restored = self._priority.restore()
+        return self.group
 
     def evict(self) -> Any:
         """Refuse every later claim; returns the placement group to free, or None if a run has it (or it was
@@ -111,6 +120,8 @@ class StandbyActor(TransferActor):
         with _captured_log() as lines:
             outcome = super().run(placement_group, executor_bundle_indexes)
         outcome.log = lines
+        if outcome.ok:
+            outcome.metrics["standby_priority"] = "restored" if self._priority_restored else "background"
         return outcome
 
     def _started_session(self) -> SparkOnRay | None:
@@ -125,26 +136,39 @@ class StandbyActor(TransferActor):
         return self._session
 
     def _start_session(self, shape: SessionShape, executor_bundle_indexes: list[int]) -> None:
+        """Start Spark, then warm it up, at background priority (see ``priority.py``) unless a run claimed this
+        standby meanwhile: a claimed standby skips or cuts short the warm-up."""
         from syncmaster_ray.settings import get_settings
 
+        self._priority.lower()
         try:
             settings = get_settings()
-            self._session = start_spark(shape, settings, "syncmaster-ray-standby", self.group,
-                                        executor_bundle_indexes)
+            session = start_spark(shape, settings, "syncmaster-ray-standby", self.group, executor_bundle_indexes,
+                                  marker_java_option=self._priority.marker)
         except Exception:
             log.exception("The standby's Spark did not start")
-            self._session = None
             return
+        finally:
+            self._priority.started()
+        with self._lock:
+            self._session = session
+            if self.run_id is not None:
+                return  # claimed while starting: the run needs no warm-up
+            session.spark.sparkContext.setJobGroup(WARM_UP_GROUP, "standby warm-up")
         try:
             _warm_up_repository(settings.database.sync_url)
-            _warm_up(self._session.spark, settings.database.sync_url)
+            _warm_up(session.spark, settings.database.sync_url)
         except Exception as exc:  # only slower: the session itself is fine
-            log.warning("Standby warm-up read failed (%s): the run will load its code paths itself",
-                        type(exc).__name__)
+            if self.run_id is not None:
+                log.info("Standby warm-up cut short: a run claimed this standby")
+            else:
+                log.warning("Standby warm-up read failed (%s): the run will load its code paths itself",
+                            type(exc).__name__)
 
 
 @dataclass
 class Claimed:
+    name: str
     actor: Any
     group: Any
 
@@ -180,7 +204,7 @@ def claim(run_id: int, namespace: str) -> Claimed | None:
             raise
         if group is not None:
             log.info("Run %s uses standby %s (Spark already started)", run_id, name)
-            return Claimed(actor=actor, group=group)
+            return Claimed(name=name, actor=actor, group=group)
     return None
 
 
@@ -233,21 +257,36 @@ def _group_prefix(namespace: str) -> str:
     return f"{namespace}/{PREFIX}"
 
 
-def replenish(settings: AppSettings) -> int:
-    """Start one standby if fewer than N exist (N = ``SYNCMASTER__RAY__STANDBY_DRIVERS``); returns 1 or 0.
+def free_names(existing: set[str], claimed: str | None, wanted: int) -> list[str]:
+    """Names a new standby may take, when fewer than ``wanted`` are unclaimed (else none). A claimed standby keeps
+    its name until its run ends, so there are twice as many names as standbys."""
+    if len(existing - {claimed}) >= wanted:
+        return []
+    return [name for name in (f"{PREFIX}{i}" for i in range(2 * wanted)) if name not in existing]
 
-    One per job (see ``ray_namespace``); nothing is waited for: it starts once its placement group fits, after this
-    job has ended.
+
+def replenish(settings: AppSettings, *, only_if_room: bool = False, claimed: str | None = None) -> int:
+    """Start one standby if fewer than wanted exist (``SYNCMASTER__RAY__STANDBY_DRIVERS``); returns 1 or 0.
+
+    One per job (see ``ray_namespace``); nothing is waited for. With ``only_if_room`` (and always with ``auto``)
+    it starts only if the cluster has room for it now, so it never waits in Ray's queue ahead of a run.
+    ``claimed``: the name of the standby this job's run claimed, which no longer counts (but keeps its name until
+    its run ends, so the new one takes a free name).
     """
+    import ray
     from ray.util.placement_group import placement_group, remove_placement_group
+
+    from syncmaster_ray.job.placement import fits_somewhere
 
     namespace = ray_namespace(settings)
     remove_orphan_groups(namespace)
     existing = {name for name, _ in _standby_actors(namespace)}
+    names = free_names(existing, claimed, settings.ray.standby_count)
     plan, shape = standby_plan(settings), standby_shape(settings)
-    for name in (f"{PREFIX}{i}" for i in range(settings.ray.standby_drivers)):
-        if name in existing:
-            continue
+    if not names or ((only_if_room or settings.ray.standby_drivers == "auto")
+                     and not fits_somewhere(plan, ray.available_resources())):
+        return 0
+    for name in names:
         # STRICT_PACK: the driver beside its executor, which is what every run's placement accepts.
         group_name = f"{_group_prefix(namespace)}{name.removeprefix(PREFIX)}-{uuid.uuid4().hex[:8]}"
         group = placement_group(plan.bundles, strategy="STRICT_PACK", name=group_name, lifetime="detached")

@@ -12,10 +12,11 @@ import sys
 
 import pytest
 
+from syncmaster_ray.job.priority import BACKGROUND_NICENESS
 from syncmaster_ray.job.standby import PREFIX
 from syncmaster_ray_dev.local_cluster import LocalCeleryWorker, LocalRayHead
 from tests.fixtures.postgres_data import checksum, create_source, unique_table
-from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
+from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms, standby_jvm_niceness
 from tests.fixtures.runs import start_and_wait, wait_for
 from tests.integration.test_transfer_postgres import make_transfer
 
@@ -62,12 +63,18 @@ def test_runs_of_the_default_shape_use_a_standby_and_others_evict_it(
         assert started.returncode == 0 and "started 1 standby" in started.stdout, started.stderr
         first_standby = wait_for(lambda: standby_actors(head) or None, 120, "a standby to start")
         wait_for(lambda: len(spark_jvms(head.session_id)) >= 1, 180, "the standby's Spark to start")
+        # Its start-up runs at background priority: RayDP's JVMs (found by their marker) and the driver JVM.
+        lowered = wait_for(lambda: (found := standby_jvm_niceness(head.session_id)) and len(found) >= 3
+                           and all(n == {BACKGROUND_NICENESS} for n in found.values()) and found, 120,
+                           "the standby's JVMs at background priority")
+        assert len(lowered) >= 3, lowered
 
         warm = start_and_wait(repo, make_transfer(catalog, queue, pg_connections, source, warm_target), queue.slug)
 
         record = repo.get_record(warm.id)
         assert warm.status == "FINISHED", record.reason
         assert record.metrics["driver"] == "standby" and record.metrics["write_path"] == "copy"
+        assert record.metrics["standby_priority"] == "restored"  # the run did not copy at background priority
         assert checksum(data_db_url, warm_target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
         assert "Transfer done" in (record.log_tail or "")  # the standby's log lines are in this run's job log
         # The claimed standby died with its run; the job started a fresh one, with a group of its own.

@@ -66,3 +66,22 @@ def _idle_standby():
 
     with patch.object(StandbyActor, "_start_session"):
         return StandbyActor(SessionShape(resources=Resources()), "its-group", [0])
+
+
+def test_a_claimed_standby_no_longer_counts_but_keeps_its_name():
+    from syncmaster_ray.job.standby import free_names
+
+    assert free_names(set(), None, 1) == ["standby-0", "standby-1"]
+    assert free_names({"standby-0"}, None, 1) == []  # one idle standby: enough
+    assert free_names({"standby-0"}, "standby-0", 1) == ["standby-1"]  # the run's own, claimed: replace it
+    assert free_names({"standby-0", "standby-1"}, "standby-1", 1) == []  # its replacement is there already
+    assert free_names({"standby-1"}, None, 2) == ["standby-0", "standby-2", "standby-3"]
+
+
+def test_standbys_are_on_by_default_as_one_started_where_there_is_room():
+    from syncmaster_ray.settings import RaySettings
+
+    assert RaySettings().standby_drivers == "auto" and RaySettings().standbys_on
+    assert RaySettings().standby_count == 1
+    assert RaySettings(standby_drivers="3").standby_count == 3
+    assert not RaySettings(standby_drivers="0").standbys_on
