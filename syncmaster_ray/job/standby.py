@@ -158,6 +158,8 @@ class StandbyActor(TransferActor):
         try:
             _warm_up_repository(settings.database.sync_url)
             _warm_up(session.spark, settings.database.sync_url)
+            if self.run_id is None:  # idle, at background priority: the executor's archive, if this node lacks it
+                session.executor_archive.dump_live()
         except Exception as exc:  # only slower: the session itself is fine
             if self.run_id is not None:
                 log.info("Standby warm-up cut short: a run claimed this standby")

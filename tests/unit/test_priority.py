@@ -73,6 +73,7 @@ def test_marked_processes_and_their_children_are_lowered_then_restored(marked_pr
         priority.started()
         assert priority.restore() is True
         assert thread_niceness(pid) == thread_niceness(child) == {0}
+        assert thread_niceness(started_from_thread[0]) == {0}  # this process's children: the driver JVM
         time.sleep(0.5)  # the watcher has stopped: nothing lowers them again
         assert thread_niceness(pid) == {0}
     finally:
