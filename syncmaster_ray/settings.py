@@ -272,10 +272,9 @@ class SparkSettings(BaseModel):
     )
     class_data_sharing_dir: str | None = Field(
         default_factory=lambda: str(Path.home() / ".cache" / "syncmaster-ray" / "cds"),
-        description="Where each Ray node keeps the class-data-sharing archives of the Spark driver's and executors' "
-        "JVMs (built by the first run on the node, about 120 MB and 50 MB; they cut the driver's start-up and first "
-        "queries by 2-3 s and an executor's start-up CPU by about 1.5 s). The executors' is dumped with the JDK's "
-        "`jcmd` (a JRE-only node skips it). Empty to disable.",
+        description="Where each Ray node keeps the Spark driver's JVM class-data-sharing archive (built by the "
+        "first run on the node, about 120 MB; it cuts the driver's start-up and first queries by 2-3 s). Empty "
+        "to disable.",
     )
 
 

@@ -111,7 +111,6 @@ class TransferActor:
                 handler.update_context(executors_on_driver_node=probe.all_on_driver_node)
             try:
                 metrics = perform_transfer(session.spark, source, target, hwm_store_for(settings))
-                session.executor_archive.dump_live()  # only the first run on a node (per classpath) dumps
                 placement = probe.placement()
                 if placement is not None:
                     metrics.update(placement.as_metrics())
@@ -120,10 +119,8 @@ class TransferActor:
                 driver_exited = stop_spark()
                 metrics_teardown = round(time.monotonic() - stopping, 3)
         finally:
-            session.archive.finish(complete=driver_exited)
-            session.executor_archive.finish(complete=False)  # not dumped (a dumped one is published already)
+            session.archive.finish(driver_exited=driver_exited)
         metrics["driver_class_archive"] = session.archive.mode
-        metrics["executor_class_archive"] = session.executor_archive.mode
         metrics["driver"] = driver
         # Wall-clock bounds (epoch seconds) of this run's Spark session, to see which runs overlapped.
         return {"spark_start_seconds": session.start_seconds, **metrics, "spark_stop_seconds": metrics_teardown,

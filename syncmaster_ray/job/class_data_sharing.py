@@ -1,19 +1,12 @@
-"""Class-data-sharing (CDS) archives for the Spark driver and executor JVMs, one per node, kind and classpath.
+"""A class-data-sharing (CDS) archive for the Spark driver JVM, one per node and classpath.
 
-Every run starts fresh JVMs that load the same ~10,000 Spark, Hadoop and JDBC classes; JDK 17 can map them from an
-archive instead (measured: RayDP start-up and the first JDBC query 2-3 s faster with the driver's; the executor's
-saves about 1.5 CPU seconds per run). The first run on a node (per classpath) dumps an archive; later runs map it.
-If an archive does not match the classpath, ``-Xshare:auto`` makes the JVM ignore it, so a stale archive costs
-nothing but the speed-up.
+Every run starts a fresh driver JVM that loads the same ~10,000 Spark, Hadoop and JDBC classes; JDK 17 can map
+them from an archive instead (measured: RayDP start-up and the first JDBC query 2-3 s faster). The first run on a
+node (per classpath) dumps the archive when its driver JVM exits; later runs map it. If the archive does not
+match the classpath, ``-Xshare:auto`` makes the JVM ignore it, so a stale archive costs nothing but the speed-up.
 
-- The driver's is dumped when its JVM exits (``-XX:ArchiveClassesAtExit``).
-- An executor never exits by itself (RayDP kills it), so its JVM records what a dump needs
-  (``-XX:+RecordDynamicDumpInfo``) and, once it has run a read, the run dumps it live with ``jcmd <pid> VM.cds
-  dynamic_dump``. The executor's process is found by a marker in its command line; one on another node, or a node
-  without ``jcmd`` (a JRE), is left undumped.
-
-Dumping writes to a ``.part`` file, renamed once complete, and only one run per node dumps a kind at a time (an
-``O_EXCL`` lock file), so readers never map a half-written archive.
+Dumping writes to a ``.part`` file, renamed once the JVM has exited, and only one run per node dumps at a time
+(an ``O_EXCL`` lock file), so readers never map a half-written archive.
 """
 
 from __future__ import annotations
@@ -22,7 +15,6 @@ import hashlib
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -61,39 +53,36 @@ def _java_identity() -> str:
     return f"{real}:{int(os.stat(real).st_mtime)}"
 
 
-# Dumping warns about every class it cannot archive (signed jars, old class files): thousands of lines that would
-# bury the run's own log.
-_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
-EXECUTOR_MARKER = "-Dsyncmaster.cds.executor="
-
-
 @dataclass
 class DriverArchive:
-    """What one run does about a JVM kind's archive: map it, dump it, or nothing (``java_options`` empty)."""
+    """What one run does about the archive: map it, dump it, or nothing (``java_options`` empty)."""
 
     path: Path | None = None
     dumping_to: Path | None = None
     lock: Path | None = None
     java_options: str = ""
-    kind = "driver"
 
     @classmethod
     def plan(cls, directory: str | None, key: str) -> DriverArchive:
-        root = _archive_dir(directory)
-        if root is None:
+        if not directory:
             return cls()
-        path = root / f"{cls.kind}-{key}.jsa"
+        root = Path(directory)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("No class-data-sharing archive: cannot create %s (%s)", root, exc)
+            return cls()
+        path = root / f"driver-{key}.jsa"
         if path.exists():
             return cls(path=path, java_options=f"{_AGENT_FLAGS} -XX:SharedArchiveFile={path} -Xshare:auto")
-        lock = root / f"{cls.kind}-{key}.lock"
+        lock = root / f"driver-{key}.lock"
         if not _take_lock(lock):
             return cls()  # another run is dumping it right now
-        part = root / f"{cls.kind}-{key}.{os.getpid()}.part"
-        return cls(path=path, dumping_to=part, lock=lock, java_options=cls._dump_options(part))
-
-    @staticmethod
-    def _dump_options(part: Path) -> str:
-        return f"{_AGENT_FLAGS} -XX:ArchiveClassesAtExit={part} {_QUIET}"
+        part = root / f"driver-{key}.{os.getpid()}.part"
+        # Dumping warns about every class it cannot archive (signed jars, old class files): thousands of lines
+        # that would bury the run's own log.
+        dump = f"{_AGENT_FLAGS} -XX:ArchiveClassesAtExit={part} -Xlog:cds=off -Xlog:cds+dynamic=off"
+        return cls(path=path, dumping_to=part, lock=lock, java_options=dump)
 
     @property
     def mode(self) -> str:
@@ -102,11 +91,11 @@ class DriverArchive:
             return "dumped"
         return "mapped" if self.java_options else "off"
 
-    def finish(self, complete: bool) -> None:
-        """Once the dump is over (the driver JVM gone): publish a complete archive atomically, drop the lock."""
+    def finish(self, driver_exited: bool) -> None:
+        """After the driver JVM is gone: publish a dumped archive atomically, drop the lock."""
         try:
             if self.dumping_to is not None and self.path is not None:
-                if complete and self.dumping_to.is_file() and self.dumping_to.stat().st_size > 0:
+                if driver_exited and self.dumping_to.is_file() and self.dumping_to.stat().st_size > 0:
                     os.replace(self.dumping_to, self.path)
                     log.info("Class-data-sharing archive written: %s", self.path)
                 else:
@@ -114,80 +103,6 @@ class DriverArchive:
         finally:
             if self.lock is not None:
                 self.lock.unlink(missing_ok=True)
-
-
-class ExecutorArchive(DriverArchive):
-    """The executors' archive, dumped live from a marked executor JVM of this node (``dump_live``)."""
-
-    kind = "executor"
-
-    @staticmethod
-    def _dump_options(part: Path) -> str:
-        # The marker names this dump's part file: unique to the run, never a secret.
-        return f"{_AGENT_FLAGS} -XX:+RecordDynamicDumpInfo {_QUIET} {EXECUTOR_MARKER}{part.name}"
-
-    def dump_live(self, timeout: float = 120) -> bool:
-        """Dump the archive from this run's executor JVM on this node, then publish it; True once published."""
-        if self.dumping_to is None or self.path is None:
-            return False
-        jcmd, pid = _jcmd(), _marked_jvm(f"{EXECUTOR_MARKER}{self.dumping_to.name}")
-        if jcmd is None or pid is None:
-            self._give_up()
-            log.info("Executor class-data-sharing archive not dumped: %s", "no jcmd (a JRE?)" if jcmd is None
-                     else "no executor of this run on the driver's node")
-            return False
-        try:
-            done = subprocess.run([jcmd, str(pid), "VM.cds", "dynamic_dump", str(self.dumping_to)],
-                                  capture_output=True, timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            self._give_up()
-            log.warning("Executor class-data-sharing archive not dumped: %s", type(exc).__name__)
-            return False
-        if done.returncode != 0 or not self.dumping_to.is_file():
-            self._give_up()
-            log.warning("Executor class-data-sharing archive not dumped (jcmd exit code %s)", done.returncode)
-            return False
-        self.finish(complete=True)
-        return True
-
-    def _give_up(self) -> None:
-        """Release the lock: a later run tries again. This one reports ``off``."""
-        self.finish(complete=False)
-        self.dumping_to, self.java_options = None, ""
-
-
-def _archive_dir(directory: str | None) -> Path | None:
-    if not directory:
-        return None
-    root = Path(directory)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        log.warning("No class-data-sharing archive: cannot create %s (%s)", root, exc)
-        return None
-    return root
-
-
-def _jcmd() -> str | None:
-    home = os.environ.get("JAVA_HOME")
-    beside_java = os.path.join(os.path.dirname(os.path.realpath(shutil.which("java") or "")), "jcmd")
-    for candidate in (os.path.join(home, "bin", "jcmd") if home else None, beside_java, shutil.which("jcmd")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _marked_jvm(marker: str) -> int | None:
-    """The pid of the JVM of this node whose command line carries ``marker``."""
-    import psutil
-
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if marker in (process.info["cmdline"] or ()):
-                return process.pid
-        except psutil.Error:
-            continue
-    return None
 
 
 def _take_lock(lock: Path) -> bool:

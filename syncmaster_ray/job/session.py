@@ -15,7 +15,7 @@ from syncmaster_ray.spec import Resources
 
 if TYPE_CHECKING:
     from syncmaster_ray.handlers.base import Handler
-    from syncmaster_ray.job.class_data_sharing import DriverArchive, ExecutorArchive
+    from syncmaster_ray.job.class_data_sharing import DriverArchive
     from syncmaster_ray.settings import AppSettings
 
 
@@ -52,7 +52,6 @@ class SparkOnRay:
 
     spark: Any
     archive: DriverArchive
-    executor_archive: ExecutorArchive
     start_seconds: float
 
 
@@ -63,16 +62,13 @@ def start_spark(shape: SessionShape, settings: AppSettings, app_name: str, place
     marks RayDP's JVMs (see ``priority.py``)."""
     import raydp
 
-    from syncmaster_ray.job.class_data_sharing import DriverArchive, ExecutorArchive, archive_key
-    from syncmaster_ray.job.spark import executor_collector, existing_jars, spark_configs
+    from syncmaster_ray.job.class_data_sharing import DriverArchive, archive_key
+    from syncmaster_ray.job.spark import existing_jars, spark_configs
 
     resources = shape.resources
-    jars, packages, directory = existing_jars(settings.spark.jars), list(shape.maven_packages), \
-        settings.spark.class_data_sharing_dir
-    archive = DriverArchive.plan(directory, archive_key(jars, packages, settings.spark.driver_jvm_options))
-    executor_archive = ExecutorArchive.plan(directory, archive_key(
-        jars, packages, f"{settings.spark.executor_jvm_options} "
-        f"{executor_collector(settings.spark, resources.executor_memory_mb)}"))
+    archive = DriverArchive.plan(settings.spark.class_data_sharing_dir,
+                                 archive_key(existing_jars(settings.spark.jars), list(shape.maven_packages),
+                                             settings.spark.driver_jvm_options))
     # Python workers of the executors (the Postgres COPY path) run this interpreter, which has our deps.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     started = time.monotonic()
@@ -96,15 +92,12 @@ def start_spark(shape: SessionShape, settings: AppSettings, app_name: str, place
                 executor_memory_mb=resources.executor_memory_mb,
                 driver_java_options=archive.java_options,
                 marker_java_option=marker_java_option,
-                executor_java_options=executor_archive.java_options,
             ),
         )
     except BaseException:
-        archive.finish(complete=stop_spark())
-        executor_archive.finish(complete=False)
+        archive.finish(driver_exited=stop_spark())
         raise
-    return SparkOnRay(spark=spark, archive=archive, executor_archive=executor_archive,
-                      start_seconds=round(time.monotonic() - started, 3))
+    return SparkOnRay(spark=spark, archive=archive, start_seconds=round(time.monotonic() - started, 3))
 
 
 def stop_spark() -> bool:

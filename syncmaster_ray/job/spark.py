@@ -29,11 +29,9 @@ def spark_configs(
     maven_excludes: list[str] | None = None,
     driver_java_options: str = "",
     marker_java_option: str = "",
-    executor_java_options: str = "",
 ) -> dict[str, str]:
     """Everything we pass as RayDP ``configs``: operator extras first, then ours. ``marker_java_option`` goes to
-    RayDP's JVMs (a standby finds its processes by it); ``executor_java_options`` to the executors' (their
-    class-data-sharing archive)."""
+    RayDP's JVMs (a standby finds its processes by it)."""
     jars = existing_jars(settings.jars)
     timezone_flag = "-Duser.timezone=UTC"
     operator_driver = settings.extra_config.get("spark.driver.extraJavaOptions")
@@ -55,8 +53,7 @@ def spark_configs(
         "spark.executor.extraJavaOptions": _join(operator_executor, timezone_flag, settings.executor_jvm_options,
                                                  _unless_collector_chosen(
                                                      executor_collector(settings, executor_memory_mb),
-                                                     operator_executor), marker_java_option,
-                                                 executor_java_options),
+                                                     operator_executor), marker_java_option),
         # RayDP's master JVMs have no heap cap by default (25 % of RAM each); these options are also appended to
         # the driver's JVM options, so they must never contain -Xmx (it would silently cap the driver's heap).
         "spark.ray.raydp_app_master.extraJavaOptions": _join(settings.master_jvm_options, marker_java_option),

@@ -158,8 +158,6 @@ class StandbyActor(TransferActor):
         try:
             _warm_up_repository(settings.database.sync_url)
             _warm_up(session.spark, settings.database.sync_url)
-            if self.run_id is None:  # idle, at background priority: the executor's archive, if this node lacks it
-                session.executor_archive.dump_live()
         except Exception as exc:  # only slower: the session itself is fine
             if self.run_id is not None:
                 log.info("Standby warm-up cut short: a run claimed this standby")
@@ -312,8 +310,12 @@ def _warm_up_repository(database_url: str) -> None:
     from syncmaster_ray.db.repository import RunRepository  # noqa: F401
     from syncmaster_ray.handlers.registry import handler_classes
 
-    with get_engine(database_url).connect() as connection:
-        connection.execute(text("SELECT 1"))
+    engine = get_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()  # an idle standby holds no session of our database
     handler_classes()  # imports every handler module
 
 
