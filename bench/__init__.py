@@ -1,1 +1,2 @@
-"""Benchmarks: our pipeline vs the stock worker's way vs Postgres ``COPY``, on the same rows in one run."""
+"""Benchmarks: our worker against SyncMaster's own, through the real server, and a Postgres ``COPY`` pipe, on the
+same rows in one run."""

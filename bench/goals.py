@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.memory import MiB
 from bench.modes import median
 
 MB = 1_000_000
-MiB = 1024**2
 
 
 @dataclass(frozen=True)

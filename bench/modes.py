@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +47,7 @@ def back_to_back(bench: Bench, runs: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for way in (bench.ours, bench.stock):
         console.print(f"back to back: 1 + {runs} runs, {way.name} ...")
-        results[way.name] = _series(lambda way=way: way.run("main"), runs + 1)[1:]
+        results[way.name] = [way.run("main") for _ in range(runs + 1)][1:]
     console.print("COPY pipe ...")
     results["copy_seconds"] = [copy_pipe(bench.data_url, SOURCE, "public.copy_target") for _ in range(runs)]
     return results
@@ -75,10 +74,6 @@ def big(bench: Bench) -> dict[str, Any]:
     console.print("big: one run of ours, one of the stock worker, one COPY pipe ...")
     return {"ours": [bench.ours.run("big")], "stock": [bench.stock.run("big")],
             "copy_seconds": [copy_pipe(bench.data_url, BIG_SOURCE, "public.copy_big_target")]}
-
-
-def _series(run: Callable[[], dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    return [run() for _ in range(count)]
 
 
 def median(samples: list[dict[str, Any]], key: str) -> float:

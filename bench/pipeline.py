@@ -1,12 +1,8 @@
-"""Our pipeline, measured from outside: Celery task sent -> run ended, split with the job's own phase metrics."""
+"""Our pipeline, measured from outside: run sent -> run ended, split with the job's own phase metrics."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
-
-PHASES = ("queue", "dispatch", "capacity_wait", "ray_setup", "spark_start", "connect", "read_plan", "copy",
-          "teardown", "fixed_overhead", "total")
 
 
 def phases_of(sent_at: float, run: Any, metrics: dict[str, Any]) -> dict[str, float]:
@@ -28,15 +24,3 @@ def phases_of(sent_at: float, run: Any, metrics: dict[str, Any]) -> dict[str, fl
         "fixed_overhead": copy_started - sent_at,  # task sent -> first row read
         "total": ended - sent_at,
     }
-
-
-def wait_for_end(repo: Any, run_id: int, timeout: float) -> Any:
-    from syncmaster_ray.db.models import Status
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = repo.get_run(run_id)
-        if Status(run.status).is_terminal():
-            return run
-        time.sleep(0.1)
-    raise TimeoutError(f"run {run_id} did not end within {timeout:.0f} s")

@@ -12,8 +12,6 @@ from bench.cpu import Span
 from bench.memory import MiB, PeakSampler, rss, tree
 from bench.pipeline import phases_of
 
-TERMINAL = ("FINISHED", "FAILED", "STOPPED")
-
 
 @dataclass
 class Way:
@@ -50,16 +48,13 @@ class Way:
         return [self._result(run, sent_at, span, memory) for run in ended]
 
     def _wait(self, run_id: int) -> dict[str, Any]:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            run = self.client.get_run(run_id)
-            if run["status"] in TERMINAL:
-                if run["status"] != "FINISHED":
-                    raise SystemExit(f"{self.name}: run {run_id} ended {run['status']}{self._reason(run_id)}")
-                return run
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{self.name}: run {run_id} did not end within {self.timeout:.0f} s")
-            time.sleep(self.poll_seconds)
+        try:
+            run = self.client.wait_run(run_id, timeout=self.timeout, interval=self.poll_seconds)
+        except TimeoutError:
+            raise SystemExit(f"{self.name}: run {run_id} did not end within {self.timeout:.0f} s") from None
+        if run["status"] != "FINISHED":
+            raise SystemExit(f"{self.name}: run {run_id} ended {run['status']}{self._reason(run_id)}")
+        return run
 
     def _reason(self, run_id: int) -> str:
         record = self.repo.get_record(run_id) if self.repo is not None else None

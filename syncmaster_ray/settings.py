@@ -190,6 +190,11 @@ class RaySettings(BaseModel):
         return 1 if self.standby_drivers == "auto" else self.standby_drivers
 
     @property
+    def standbys_only_where_room(self) -> bool:
+        """``auto`` starts a standby only where the cluster has room for it now; ``N`` lets each wait for room."""
+        return self.standby_drivers == "auto"
+
+    @property
     def public_dashboard_url(self) -> str:
         return (self.dashboard_url or self.address).rstrip("/")
 

@@ -34,13 +34,12 @@ def lower_current_thread() -> None:
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
 
 
-def set_niceness(pid: int, value: int, *, with_children: bool = True) -> bool:
-    """Every thread of process ``pid`` (and of its descendants) at ``value``; False where it was not allowed."""
+def set_niceness(pid: int, value: int) -> bool:
+    """Every thread of process ``pid`` and of its descendants at ``value``; False where it was not allowed."""
     allowed = True
     try:
-        processes = [psutil.Process(pid)]
-        if with_children:
-            processes += processes[0].children(recursive=True)
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
     except psutil.Error:
         return True  # gone
     for process in processes:

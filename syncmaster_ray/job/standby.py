@@ -283,7 +283,7 @@ def replenish(settings: AppSettings, *, only_if_room: bool = False, claimed: str
     existing = {name for name, _ in _standby_actors(namespace)}
     names = free_names(existing, claimed, settings.ray.standby_count)
     plan, shape = standby_plan(settings), standby_shape(settings)
-    if not names or ((only_if_room or settings.ray.standby_drivers == "auto")
+    if not names or ((only_if_room or settings.ray.standbys_only_where_room)
                      and not fits_somewhere(plan, ray.available_resources())):
         return 0
     for name in names:
