@@ -275,6 +275,12 @@ class SparkSettings(BaseModel):
         description="Fill Postgres targets with `COPY` from each Spark partition (about 3x faster than JDBC "
         "inserts) where every column's type allows it; false: always JDBC inserts.",
     )
+    postgres_copy_read: bool = Field(
+        default=True,
+        description="From a Postgres source to a Postgres target written with `COPY`, pipe the rows with `COPY` "
+        "from one database to the other (the rows onETL's reader selects, never decoded by Spark) where every "
+        "source column's type allows it; false: read with JDBC.",
+    )
     class_data_sharing_dir: str | None = Field(
         default_factory=lambda: str(Path.home() / ".cache" / "syncmaster-ray" / "cds"),
         description="Where each Ray node keeps the Spark driver's JVM class-data-sharing archive (built by the "

@@ -3,7 +3,9 @@
 Writes never leave a half-written target (``staging``): rows go to ``<table>__smr_staging``, which then replaces
 the target (or is appended to it and dropped) in one ``DO`` block, so one transaction. Nothing is left behind but
 the staging table of a run killed before that block, which the next run drops. The staging table is filled
-with ``COPY`` where every column allows it (``pg_copy``; ``SYNCMASTER__SPARK__POSTGRES_COPY_WRITE``).
+with ``COPY`` where every column allows it (``pg_copy``; ``SYNCMASTER__SPARK__POSTGRES_COPY_WRITE``). From a
+Postgres source read unchanged, the rows are piped with ``COPY`` from one database to the other, never decoded by
+Spark (``pg_copy_pipe``; ``SYNCMASTER__SPARK__POSTGRES_COPY_READ``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from syncmaster_ray.handlers import pg_copy, transforms
+from syncmaster_ray.handlers import pg_copy, pg_copy_pipe, transforms
 from syncmaster_ray.handlers import staging as staged_writes
 from syncmaster_ray.handlers.base import JDBCHandler
 from syncmaster_ray.handlers.models import JDBCConnectionModel, port_field
 from syncmaster_ray.handlers.staging import StagedWriteMixin, Swap
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,19 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
         "jaasapplicationname", "jaaslogin", "sspiserviceclass", "servicename", "xmlfactoryfactory",
     })
 
+    def make_connection(self, spark: SparkSession) -> Any:
+        """As a source with ``COPY`` reads on: onETL's ``Postgres`` that also notes how to ``COPY`` what it reads."""
+        if self.role != "source" or not self.context.spark.postgres_copy_read:
+            return super().make_connection(spark)
+        connection_class = pg_copy_pipe.copy_source_connection_class()
+        return connection_class(spark=spark, **self.connection_kwargs()).with_copy_conninfo(self.libpq_conninfo())
+
+    def prepare_for_write(self, df: DataFrame) -> DataFrame:
+        """Column names as the target takes them; a source's ``CopySource`` stays (renaming keeps the rows)."""
+        prepared = super().prepare_for_write(df)
+        source = pg_copy_pipe.source_of(df)
+        return pg_copy_pipe.mark(prepared, source) if source is not None else prepared
+
     def write_staging(self, df: DataFrame, staging: str) -> None:
         conninfo = self.copy_conninfo(df)
         if conninfo is None:
@@ -52,8 +67,14 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
             super().write_staging(df, staging)
             return
         super().write_staging(df.limit(0), staging)  # the table, with the JDBC writer's column types
-        self.metrics["write_path"] = "copy"
-        self.metrics["rows_written"] = pg_copy.copy_rows(df, conninfo, staging)
+        source = pg_copy_pipe.source_of(df)
+        if source is None:
+            self.metrics["write_path"] = "copy"
+            self.metrics["rows_written"] = pg_copy.copy_rows(df, conninfo, staging)
+            return
+        self.metrics["write_path"] = "copy_pipe"
+        rows_read, rows_written = pg_copy_pipe.pipe_rows(df.sparkSession, source, conninfo, staging, df.columns)
+        self.metrics.update(rows_read=rows_read, rows_written=rows_written)
 
     def copy_conninfo(self, df: DataFrame) -> dict[str, Any] | None:
         """libpq parameters for the COPY path, or None (with the reason logged) when this write keeps JDBC."""
@@ -62,11 +83,15 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
         if columns := pg_copy.uncopyable_columns(df.schema):
             log.info("Writing with JDBC inserts: COPY does not take the types of columns %s", columns)
             return None
+        return self.libpq_conninfo()
+
+    def libpq_conninfo(self) -> dict[str, Any] | None:
+        """psycopg's parameters for this connection, or None (logged) when ``additional_params`` are JDBC-only."""
         conn = self.conn
         conninfo = pg_copy.libpq_conninfo(conn.host, conn.port, conn.database_name, conn.user,
                                           conn.password.get_secret_value(), conn.additional_params)
         if conninfo is None:
-            log.info("Writing with JDBC inserts: additional_params %s are not all libpq parameters",
+            log.info("Using JDBC, not COPY: additional_params %s are not all libpq parameters",
                      sorted(conn.additional_params))
         return conninfo
 

@@ -1,0 +1,188 @@
+"""Postgres -> Postgres without rows passing through Spark: ``COPY ... TO STDOUT`` piped into ``COPY ... FROM STDIN``.
+
+The rows are exactly those onETL's reader would read: the source connection is onETL's ``Postgres`` itself
+(``copy_source_connection_class``), which builds its JDBC DataFrame as always (so the schema, the filters, the
+increment's window and the HWM are onETL's) and also notes, on that DataFrame, the same ``SELECT`` as ``COPY``
+statements, one per partition. When the DataFrame reaches a Postgres target unchanged (no SQL transformation,
+every source column of a type below) and the target writes with ``COPY`` too, each Spark task pipes its partition
+from one connection to the other, in Postgres' text format, in one target transaction. Spark still schedules the
+tasks on the run's executors; it only stops decoding and encoding each value.
+
+Values keep their text form end to end, read in a session set to ``PIPE_SESSION`` (UTC, ISO dates, exact floats)
+and parsed by the staging table, whose columns the JDBC writer created from onETL's schema: every pipeable source
+type parses back into that column type as the same value. A source column of any other type (``time``, arrays,
+``bytea``, ``interval``, ``json``...) keeps the Spark path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from psycopg.sql import Composed
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+# Source column types (``pg_type`` OIDs) whose text form the staging column parses back as the same value:
+# bool, int2, int4, int8, float4, float8, numeric, text, bpchar, varchar, date, timestamp, timestamptz. A numeric
+# also needs a precision Spark's decimals hold (or none: Spark's decimal(38,18) and Postgres' numeric(38,18) round
+# and overflow alike).
+PIPEABLE_TYPE_OIDS = frozenset({16, 21, 23, 20, 700, 701, 1700, 25, 1042, 1043, 1082, 1114, 1184})
+NUMERIC_OID = 1700
+MAX_SPARK_DECIMAL_PRECISION = 38
+# Both sessions of a pipe: timestamps as UTC (the JDBC path's reading of them), ISO dates, and floats printed
+# exactly (what pgJDBC sets for itself).
+PIPE_SESSION = ("SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET extra_float_digits = 3")
+# Where the source DataFrame keeps its ``CopySource`` (an attribute: any transformation returns a new DataFrame
+# without it, so only an untouched read can be piped).
+COPY_SOURCE_ATTRIBUTE = "_syncmaster_copy_source"
+
+
+@dataclass(frozen=True)
+class CopySource:
+    """How to read a source DataFrame's rows with ``COPY``: libpq parameters and one ``SELECT`` per partition."""
+
+    conninfo: dict[str, Any]
+    queries: tuple[str, ...]
+
+
+def partition_queries(dialect: Any, source: str, *, columns: list[str] | None, where: list[str], hint: str | None,
+                      limit: int | None, partition_column: str | None, num_partitions: int) -> tuple[str, ...]:
+    """The ``SELECT`` of each partition, built by onETL's dialect as its JDBC read builds it.
+
+    Partitions split the rows by the hash of ``partition_column`` (onETL's hash mode, NULLs in the first), whatever
+    mode the JDBC read was given: the rows are the same, only their spread differs. ``limit`` needs one partition.
+    """
+    if not partition_column or num_partitions < 2 or limit is not None:
+        return (dialect.get_sql_query(table=source, columns=columns, where=where or None, hint=hint, limit=limit),)
+    bucket = dialect.get_partition_column_hash(partition_column, num_partitions)
+    queries = []
+    for index in range(num_partitions):
+        condition = f"{bucket} = {index}"
+        if index == 0:
+            condition = f"{condition} OR ({partition_column}) IS NULL"
+        queries.append(dialect.get_sql_query(table=source, columns=columns, where=[*where, condition], hint=hint))
+    return tuple(queries)
+
+
+def unpipeable_columns(conninfo: dict[str, Any], query: str) -> list[str] | None:
+    """Columns of ``query`` of a type the pipe cannot carry unchanged; None when it returns no column.
+
+    The types come from planning ``query`` with ``LIMIT 0``: no row is read.
+    """
+    import psycopg
+
+    with psycopg.connect(**conninfo) as connection:  # ``query`` is onETL's, as its JDBC read runs it
+        cursor = connection.execute(f"SELECT * FROM ({query}) AS smr_columns LIMIT 0")
+        columns = list(cursor.description or ())
+    if not columns:
+        return None
+    return [column.name for column in columns if column.type_code not in PIPEABLE_TYPE_OIDS
+            or (column.type_code == NUMERIC_OID and (column.precision or 0) > MAX_SPARK_DECIMAL_PRECISION)]
+
+
+def pipeable(conninfo: dict[str, Any], query: str) -> bool:
+    """Whether every column of ``query`` has a type the pipe carries unchanged (logged when not)."""
+    others = unpipeable_columns(conninfo, query)
+    if others:
+        log.info("Reading through Spark: COPY does not carry the types of source columns %s", others)
+    return others == []
+
+
+def mark(df: DataFrame, source: CopySource) -> DataFrame:
+    setattr(df, COPY_SOURCE_ATTRIBUTE, source)
+    return df
+
+
+def source_of(df: DataFrame) -> CopySource | None:
+    """The ``CopySource`` of a DataFrame that is still exactly what the source read (None otherwise)."""
+    return getattr(df, COPY_SOURCE_ATTRIBUTE, None)
+
+
+def copy_out_statement(query: str) -> Composed:
+    from psycopg import sql
+
+    return sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(query))  # ``query``: onETL's, as its JDBC read runs it
+
+
+def copy_in_statement(table: str, columns: Sequence[str]) -> Composed:
+    from psycopg import sql
+
+    return sql.SQL("COPY {table} ({columns}) FROM STDIN").format(
+        table=sql.SQL(table), columns=sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+    )
+
+
+def partition_pipe(source: CopySource, target_conninfo: dict[str, Any],
+                   copy_in: Composed) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """The function each Spark task runs: pipe the partitions whose numbers it gets, yield rows read and written."""
+    statements = [copy_out_statement(query) for query in source.queries]
+
+    def pipe(batches: Iterator[Any]) -> Iterator[Any]:
+        import psycopg
+        import pyarrow as pa
+
+        for batch in batches:
+            for index in batch.column(0).to_pylist():
+                with psycopg.connect(**source.conninfo) as reader, psycopg.connect(**target_conninfo) as writer:
+                    for setting in PIPE_SESSION:
+                        reader.execute(setting)
+                        writer.execute(setting)
+                    with reader.cursor() as out_cursor, writer.cursor() as in_cursor:
+                        with out_cursor.copy(statements[index]) as out, in_cursor.copy(copy_in) as into:
+                            for chunk in out:
+                                into.write(chunk)
+                        read, written = out_cursor.rowcount, in_cursor.rowcount
+                yield pa.RecordBatch.from_pydict({"rows_read": [read], "rows_written": [written]})
+
+    return pipe
+
+
+def pipe_rows(spark: SparkSession, source: CopySource, target_conninfo: dict[str, Any], table: str,
+              columns: Sequence[str]) -> tuple[int, int]:
+    """Pipe every partition of ``source`` into the existing ``table`` (these columns, in the source's order).
+
+    Returns the rows read and written, which Postgres counted.
+    """
+    count = len(source.queries)
+    pipe = partition_pipe(source, target_conninfo, copy_in_statement(table, columns))
+    totals = (spark.range(0, count, numPartitions=count)
+              .mapInArrow(pipe, "rows_read long, rows_written long")
+              .groupBy().sum("rows_read", "rows_written").collect()[0])
+    return int(totals[0] or 0), int(totals[1] or 0)
+
+
+def copy_source_connection_class() -> type:
+    """onETL's ``Postgres``, whose JDBC reads also note their ``CopySource`` when given libpq parameters."""
+    from onetl.connection import Postgres
+    from pydantic import PrivateAttr
+
+    class CopySourcePostgres(Postgres):
+        _copy_conninfo: dict[str, Any] | None = PrivateAttr(default=None)
+
+        def with_copy_conninfo(self, conninfo: dict[str, Any] | None) -> CopySourcePostgres:
+            self._copy_conninfo = conninfo
+            return self
+
+        def read_source_as_df(self, *, source: str, columns: list[str] | None = None, hint: str | None = None,
+                              where: Any = None, df_schema: Any = None, window: Any = None, limit: int | None = None,
+                              options: Any = None) -> DataFrame:
+            df = super().read_source_as_df(source=source, columns=columns, hint=hint, where=where,
+                                           df_schema=df_schema, window=window, limit=limit, options=options)
+            if self._copy_conninfo is None or df_schema is not None or limit == 0:
+                return df
+            read_options = self.ReadOptions.parse(options)
+            queries = partition_queries(
+                self.dialect, source, columns=columns, where=self.dialect.apply_window(where, window), hint=hint,
+                limit=limit, partition_column=read_options.partition_column,
+                num_partitions=read_options.num_partitions or 1,
+            )
+            if pipeable(self._copy_conninfo, queries[0]):
+                mark(df, CopySource(conninfo=self._copy_conninfo, queries=queries))
+            return df
+
+    return CopySourcePostgres

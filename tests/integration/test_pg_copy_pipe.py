@@ -1,0 +1,155 @@
+"""The Postgres COPY pipe stores exactly what onETL's JDBC reader and writer store, for the rows onETL selects.
+
+Real Spark (local, with our session settings) and a real Postgres. The same ``DBReader`` (filter, hash partitions,
+increments) reads through ``CopySourcePostgres``; its DataFrame is written once by onETL's JDBC writer and once
+piped with ``COPY``, and the two tables must hold the same rows, compared as text.
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+
+import psycopg
+import pytest
+
+from syncmaster_ray.handlers import pg_copy, pg_copy_pipe
+
+pytestmark = pytest.mark.timeout(600)
+
+# Every pipeable type, with the values at its edges (NULLs in row 4; row 6 is filtered out by the tests' WHERE).
+SOURCE_DDL = """
+    id int PRIMARY KEY, small smallint, big bigint, dbl double precision, flt real, amount numeric(18,4),
+    free numeric, name text, code char(5), label varchar(20), flag boolean, day date, ts timestamp,
+    tstz timestamptz
+"""
+SOURCE_ROWS = """
+    (1, 1, 1, 0.1, 1.5, 12345678901234.5678, 3.14159265358979323846264338327950288, 'plain', 'ab', 'x', true,
+     '2024-02-29', '2024-03-31 01:30:00.123456', '2024-03-31 01:30:00.000001+02'),
+    (2, -32768, -9223372036854775808, 'NaN', 'Infinity', -0.0001, -1e-17, '', '', '', false, '0001-01-01',
+     '1970-01-01 00:00:00', '1970-01-01 00:00:00+00'),
+    (3, 32767, 9223372036854775807, '-Infinity', -0.0, 0, 1e19, E'quote " comma , newline \\n tab \\t back \\\\ x',
+     'z    ', 'y', NULL, '9999-12-31', '9999-12-31 23:59:59.999999', '2000-06-30 23:59:59.5-07'),
+    (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    (5, 0, 0, 1e-300, 3.4e38, 99999999999999.9999, 0, 'строка — ünïcödé ✓ 漢字 🚀', 'é', 'NULL', true, '2000-01-01',
+     '2038-01-19 03:14:08', '2038-01-19 03:14:08+00'),
+    (6, 7, 7, 1, 1, 1, 1, 'filtered out', 'f', 'f', true, '2000-01-01', '2000-01-01', '2000-01-01 00:00+00')
+"""
+
+
+@pytest.fixture(scope="module")
+def spark(local_spark):
+    return local_spark
+
+
+# A server (or role) whose session defaults differ from ours: the pipe must not depend on them.
+ODD_SESSION_DEFAULTS = "-c TimeZone=Asia/Kolkata -c DateStyle=SQL,DMY -c extra_float_digits=0"
+
+
+def _conninfo(db_url: str) -> dict:
+    url = urllib.parse.urlsplit(db_url)
+    conninfo = pg_copy.libpq_conninfo(url.hostname, url.port or 5432, url.path.lstrip("/"), url.username, "unused",
+                                      {"connect_timeout": 10, "options": ODD_SESSION_DEFAULTS})
+    assert conninfo is not None
+    return conninfo
+
+
+def _copy_source_postgres(spark, db_url: str):
+    url = urllib.parse.urlsplit(db_url)
+    connection_class = pg_copy_pipe.copy_source_connection_class()
+    connection = connection_class(host=url.hostname, port=url.port or 5432, user=url.username, password="unused",
+                                  database=url.path.lstrip("/"), spark=spark)
+    return connection.with_copy_conninfo(_conninfo(db_url)).check()
+
+
+def _execute(db_url: str, *statements: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _rows_only_in(db_url: str, left: str, right: str) -> list:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(f"SELECT t::text FROM {left} t EXCEPT ALL SELECT t::text FROM {right} t").fetchall()
+
+
+def _write_both_ways(spark, db_url: str, df, name: str) -> tuple[str, str, tuple[int, int]]:
+    """``df`` written by onETL's JDBC writer and piped with COPY; the two tables and the pipe's row counts."""
+    from onetl.db import DBWriter
+
+    source = pg_copy_pipe.source_of(df)
+    assert source is not None, "the read was not marked as pipeable"
+    connection = _copy_source_postgres(spark, db_url)
+    jdbc_table, pipe_table = f"public.{name}_jdbc", f"public.{name}_pipe"
+    DBWriter(connection=connection, target=jdbc_table, options={"if_exists": "replace_entire_table"}).run(df)
+    DBWriter(connection=connection, target=pipe_table, options={"if_exists": "replace_entire_table"}).run(df.limit(0))
+    counts = pg_copy_pipe.pipe_rows(spark, source, _conninfo(db_url), pipe_table, df.columns)
+    return jdbc_table, pipe_table, counts
+
+
+@pytest.fixture
+def source_table(data_db_url):
+    table = f"public.pipe_src_{secrets.token_hex(3)}"
+    _execute(data_db_url, f"CREATE TABLE {table} ({SOURCE_DDL})", f"INSERT INTO {table} VALUES {SOURCE_ROWS}")
+    yield table
+    _execute(data_db_url, f"DROP TABLE IF EXISTS {table}")
+
+
+def test_pipe_stores_what_the_jdbc_path_stores(spark, data_db_url, source_table):
+    from onetl.db import DBReader
+
+    reader = DBReader(connection=_copy_source_postgres(spark, data_db_url), source=source_table, where="id <> 6",
+                      options={"partition_column": "small", "num_partitions": 3, "partitioning_mode": "range"})
+    df = reader.run()
+    assert len(pg_copy_pipe.source_of(df).queries) == 3  # one COPY per partition, as the JDBC read has
+
+    jdbc_table, pipe_table, (rows_read, rows_written) = _write_both_ways(spark, data_db_url, df, "pipe_full")
+
+    assert rows_read == rows_written == 5
+    assert _rows_only_in(data_db_url, jdbc_table, pipe_table) == []
+    assert _rows_only_in(data_db_url, pipe_table, jdbc_table) == []
+
+
+def test_pipe_reads_only_the_increment(spark, data_db_url, source_table):
+    """The second incremental read pipes only the rows past the HWM, as onETL's JDBC read selects them."""
+    from etl_entities.hwm_store import MemoryHWMStore
+    from onetl.db import DBReader
+    from onetl.strategy import IncrementalStrategy
+
+    connection = _copy_source_postgres(spark, data_db_url)
+    with MemoryHWMStore():
+        name = f"hwm_{secrets.token_hex(3)}"
+        hwm = DBReader.AutoDetectHWM(name=name, expression="id")
+        with IncrementalStrategy():
+            DBReader(connection=connection, source=source_table, hwm=hwm).run()
+        _execute(data_db_url, f"INSERT INTO {source_table} (id, name) VALUES (7, 'new'), (8, 'newer')")
+        with IncrementalStrategy():
+            df = DBReader(connection=connection, source=source_table, hwm=hwm).run()
+            jdbc_table, pipe_table, (rows_read, _) = _write_both_ways(spark, data_db_url, df, "pipe_increment")
+
+    assert rows_read == 2
+    assert _rows_only_in(data_db_url, jdbc_table, pipe_table) == []
+    assert _rows_only_in(data_db_url, pipe_table, jdbc_table) == []
+
+
+@pytest.mark.parametrize("column", ["at time", "tags text[]", "payload bytea", "doc jsonb", "span interval",
+                                    "wide numeric(50, 10)"])
+def test_other_source_types_are_not_piped(spark, data_db_url, column):
+    from onetl.db import DBReader
+
+    table = f"public.pipe_other_{secrets.token_hex(3)}"
+    _execute(data_db_url, f"CREATE TABLE {table} (id int, {column})")
+    try:
+        df = DBReader(connection=_copy_source_postgres(spark, data_db_url), source=table).run()
+        assert pg_copy_pipe.source_of(df) is None
+        assert pg_copy_pipe.source_of(df.select("id")) is None  # a transformed DataFrame is never piped
+    finally:
+        _execute(data_db_url, f"DROP TABLE IF EXISTS {table}")
+
+
+def test_a_transformed_read_is_not_piped(spark, data_db_url, source_table):
+    from onetl.db import DBReader
+
+    df = DBReader(connection=_copy_source_postgres(spark, data_db_url), source=source_table).run()
+    assert pg_copy_pipe.source_of(df) is not None
+    assert pg_copy_pipe.source_of(df.filter("id > 1")) is None
