@@ -14,6 +14,7 @@ keeps the JDBC path, as do connections whose ``additional_params`` libpq cannot 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +40,13 @@ def uncopyable_columns(schema: StructType) -> list[str]:
 
 def libpq_conninfo(host: str, port: int, database: str, user: str, password: str,
                    additional_params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """psycopg connection parameters, or None when ``additional_params`` hold a JDBC-only property."""
+    """psycopg connection parameters, or None when ``additional_params`` hold a JDBC-only property.
+
+    ``passfile`` is the null device: a connection without a password never picks one from the node's ``.pgpass``.
+    """
     if set(additional_params) - LIBPQ_PARAMS:
         return None
-    return {"host": host, "port": port, "dbname": database, "user": user, "password": password,
+    return {"host": host, "port": port, "dbname": database, "user": user, "password": password, "passfile": os.devnull,
             **{key: str(value) for key, value in additional_params.items()}}
 
 

@@ -17,9 +17,14 @@ type parses back into that column type as the same value. A source column of any
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from syncmaster_ray.errors import SourceError
 
 if TYPE_CHECKING:
     from psycopg.sql import Composed
@@ -37,6 +42,15 @@ MAX_SPARK_DECIMAL_PRECISION = 38
 # Both sessions of a pipe: timestamps as UTC (the JDBC path's reading of them), ISO dates, and floats printed
 # exactly (what pgJDBC sets for itself).
 PIPE_SESSION = ("SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET extra_float_digits = 3")
+# libpq's environment variable of each connection parameter we pass (``pg_copy.LIBPQ_PARAMS`` and the basics).
+LIBPQ_ENVIRONMENT = {
+    "host": "PGHOST", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER", "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME", "options": "PGOPTIONS",
+}
+# Rows move from the reader to the writer in blocks of about this size.
+BLOCK_BYTES = 1 << 20
 # Where the source DataFrame keeps its ``CopySource`` (an attribute: any transformation returns a new DataFrame
 # without it, so only an untouched read can be piped).
 COPY_SOURCE_ATTRIBUTE = "_syncmaster_copy_source"
@@ -103,10 +117,8 @@ def source_of(df: DataFrame) -> CopySource | None:
     return getattr(df, COPY_SOURCE_ATTRIBUTE, None)
 
 
-def copy_out_statement(query: str) -> Composed:
-    from psycopg import sql
-
-    return sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(query))  # ``query``: onETL's, as its JDBC read runs it
+def copy_out_sql(query: str) -> str:
+    return f"COPY ({query}) TO STDOUT"  # ``query``: onETL's, as its JDBC read runs it
 
 
 def copy_in_statement(table: str, columns: Sequence[str]) -> Composed:
@@ -117,26 +129,95 @@ def copy_in_statement(table: str, columns: Sequence[str]) -> Composed:
     )
 
 
+def pipe_partition(source_conninfo: dict[str, Any], query: str, target_conninfo: dict[str, Any],
+                   copy_in: Composed) -> tuple[int, int]:
+    """Copy one partition's rows into the target in one transaction; returns the rows read and written.
+
+    The transaction commits only once the whole partition was read: a task Spark retries never adds rows twice.
+    """
+    import psycopg
+
+    with psycopg.connect(**target_conninfo) as writer:
+        for setting in PIPE_SESSION:
+            writer.execute(setting)
+        with writer.cursor() as cursor:
+            with cursor.copy(copy_in) as into:
+                rows_read = copy_out(source_conninfo, query, into.write)
+            rows_written = cursor.rowcount
+    return rows_read, rows_written
+
+
+def copy_out(conninfo: dict[str, Any], query: str, write: Callable[[bytes], Any]) -> int:
+    """Pass ``query``'s rows, in Postgres' text format, to ``write`` in blocks; returns how many rows.
+
+    With ``psql`` on the node it reads them (C, about a tenth of the CPU of psycopg's row-by-row reads), else psycopg.
+    """
+    psql = shutil.which("psql")
+    if psql is None:
+        return _copy_out_with_psycopg(conninfo, query, write)
+    return _copy_out_with_psql(psql, conninfo, query, write)
+
+
+def libpq_environment(conninfo: dict[str, Any]) -> dict[str, str]:
+    """``psql``'s whole environment: the connection as libpq variables, and nothing of the node's own libpq
+    settings (no password file, service file or defaults of the node's user)."""
+    env = {LIBPQ_ENVIRONMENT[key]: str(value) for key, value in conninfo.items()}
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGPASSFILE": os.devnull,
+            "PGSERVICEFILE": os.devnull, "PGSYSCONFDIR": os.devnull, "PGCLIENTENCODING": "UTF8", **env}
+
+
+def psql_command(psql: str, query: str) -> list[str]:
+    """``psql`` reading ``query`` to its stdout; the connection (and its password) is all in its environment.
+
+    ``-c`` strings go to the server as they are: psql runs no backslash command found in them.
+    """
+    return [psql, "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
+            *(argument for setting in PIPE_SESSION for argument in ("-c", setting)), "-c", copy_out_sql(query)]
+
+
+def _copy_out_with_psql(psql: str, conninfo: dict[str, Any], query: str, write: Callable[[bytes], Any]) -> int:
+    rows = 0
+    with subprocess.Popen(psql_command(psql, query), env=libpq_environment(conninfo), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        while block := process.stdout.read(BLOCK_BYTES):
+            rows += block.count(b"\n")  # the text format escapes newlines within values
+            write(block)
+        error = process.stderr.read().decode(errors="replace").strip()
+    if process.returncode != 0:
+        raise SourceError(f"reading the source with COPY failed: {error or f'psql exited {process.returncode}'}")
+    return rows
+
+
+def _copy_out_with_psycopg(conninfo: dict[str, Any], query: str, write: Callable[[bytes], Any]) -> int:
+    import psycopg
+
+    rows, buffer = 0, bytearray()
+    with psycopg.connect(**conninfo, client_encoding="utf8") as reader:
+        for setting in PIPE_SESSION:
+            reader.execute(setting)
+        with reader.cursor() as cursor, cursor.copy(copy_out_sql(query)) as out:
+            for row in out:  # libpq hands COPY data over a row at a time
+                buffer += row
+                rows += 1
+                if len(buffer) >= BLOCK_BYTES:
+                    write(bytes(buffer))
+                    buffer.clear()
+    if buffer:
+        write(bytes(buffer))
+    return rows
+
+
 def partition_pipe(source: CopySource, target_conninfo: dict[str, Any],
                    copy_in: Composed) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The function each Spark task runs: pipe the partitions whose numbers it gets, yield rows read and written."""
-    statements = [copy_out_statement(query) for query in source.queries]
 
     def pipe(batches: Iterator[Any]) -> Iterator[Any]:
-        import psycopg
         import pyarrow as pa
 
         for batch in batches:
             for index in batch.column(0).to_pylist():
-                with psycopg.connect(**source.conninfo) as reader, psycopg.connect(**target_conninfo) as writer:
-                    for setting in PIPE_SESSION:
-                        reader.execute(setting)
-                        writer.execute(setting)
-                    with reader.cursor() as out_cursor, writer.cursor() as in_cursor:
-                        with out_cursor.copy(statements[index]) as out, in_cursor.copy(copy_in) as into:
-                            for chunk in out:
-                                into.write(chunk)
-                        read, written = out_cursor.rowcount, in_cursor.rowcount
+                read, written = pipe_partition(source.conninfo, source.queries[index], target_conninfo, copy_in)
                 yield pa.RecordBatch.from_pydict({"rows_read": [read], "rows_written": [written]})
 
     return pipe

@@ -8,6 +8,7 @@ piped with ``COPY``, and the two tables must hold the same rows, compared as tex
 from __future__ import annotations
 
 import secrets
+import shutil
 import urllib.parse
 
 import psycopg
@@ -153,3 +154,35 @@ def test_a_transformed_read_is_not_piped(spark, data_db_url, source_table):
     df = DBReader(connection=_copy_source_postgres(spark, data_db_url), source=source_table).run()
     assert pg_copy_pipe.source_of(df) is not None
     assert pg_copy_pipe.source_of(df.filter("id > 1")) is None
+
+
+def test_psql_and_psycopg_read_the_same_bytes(data_db_url, source_table):
+    """The two readers of ``copy_out`` (psql where installed, else psycopg) hand the writer the same rows."""
+    query = f"SELECT * FROM {source_table}"
+    blocks: dict[str, list[bytes]] = {"psql": [], "psycopg": []}
+    psql = shutil.which("psql")
+    assert psql is not None, "the test machine has psql (cluster/setup-dev.sh installs it)"
+    rows_psql = pg_copy_pipe._copy_out_with_psql(psql, _conninfo(data_db_url), query, blocks["psql"].append)
+    rows_psycopg = pg_copy_pipe._copy_out_with_psycopg(_conninfo(data_db_url), query, blocks["psycopg"].append)
+
+    assert rows_psql == rows_psycopg == 6
+    assert b"".join(blocks["psql"]) == b"".join(blocks["psycopg"])
+
+
+@pytest.mark.parametrize("reader", ["psql", "psycopg"])
+def test_a_partition_whose_read_fails_commits_none_of_its_rows(data_db_url, reader, monkeypatch):
+    """Rows already passed to the writer are rolled back when the read fails later: a retried task adds none twice."""
+    if reader == "psycopg":
+        monkeypatch.setattr(pg_copy_pipe.shutil, "which", lambda name: None)
+    target = f"public.pipe_fail_{secrets.token_hex(3)}"
+    _execute(data_db_url, f"CREATE TABLE {target} (id int, ratio int)")
+    # Division by zero at the 200,000th row: several blocks of rows were written before the read fails.
+    query = "SELECT g, 10 / (200000 - g) FROM generate_series(1, 300000) AS g"
+    try:
+        with pytest.raises(Exception, match="division by zero"):
+            pg_copy_pipe.pipe_partition(_conninfo(data_db_url), query, _conninfo(data_db_url),
+                                        pg_copy_pipe.copy_in_statement(target, ["id", "ratio"]))
+        with psycopg.connect(data_db_url) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0] == 0
+    finally:
+        _execute(data_db_url, f"DROP TABLE IF EXISTS {target}")
