@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -130,32 +131,26 @@ def copy_in_statement(table: str, columns: Sequence[str]) -> Composed:
 
 
 def pipe_partition(source_conninfo: dict[str, Any], query: str, target_conninfo: dict[str, Any],
-                   copy_in: Composed) -> tuple[int, int]:
-    """Copy one partition's rows into the target in one transaction; returns the rows read and written.
+                   copy_in: Composed) -> tuple[int, int, str]:
+    """Copy one partition's rows into the target in one transaction; returns the rows read and written, and the
+    reader (``psql`` or ``psycopg``).
 
     The transaction commits only once the whole partition was read: a task Spark retries never adds rows twice.
     """
     import psycopg
 
+    psql = shutil.which("psql")
     with psycopg.connect(**target_conninfo) as writer:
         for setting in PIPE_SESSION:
             writer.execute(setting)
         with writer.cursor() as cursor:
             with cursor.copy(copy_in) as into:
-                rows_read = copy_out(source_conninfo, query, into.write)
+                if psql is None:
+                    rows_read = _copy_out_with_psycopg(source_conninfo, query, into.write)
+                else:
+                    rows_read = _copy_out_with_psql(psql, source_conninfo, query, into.write)
             rows_written = cursor.rowcount
-    return rows_read, rows_written
-
-
-def copy_out(conninfo: dict[str, Any], query: str, write: Callable[[bytes], Any]) -> int:
-    """Pass ``query``'s rows, in Postgres' text format, to ``write`` in blocks; returns how many rows.
-
-    With ``psql`` on the node it reads them (C, about a tenth of the CPU of psycopg's row-by-row reads), else psycopg.
-    """
-    psql = shutil.which("psql")
-    if psql is None:
-        return _copy_out_with_psycopg(conninfo, query, write)
-    return _copy_out_with_psql(psql, conninfo, query, write)
+    return rows_read, rows_written, "psycopg" if psql is None else "psql"
 
 
 def libpq_environment(conninfo: dict[str, Any]) -> dict[str, str]:
@@ -176,6 +171,10 @@ def psql_command(psql: str, query: str) -> list[str]:
 
 
 def _copy_out_with_psql(psql: str, conninfo: dict[str, Any], query: str, write: Callable[[bytes], Any]) -> int:
+    """Pass ``query``'s rows, in Postgres' text format, to ``write`` in blocks; returns how many rows.
+
+    psql is C: about a tenth of the CPU of psycopg's row-by-row reads (``_copy_out_with_psycopg``, used without it).
+    """
     rows = 0
     with subprocess.Popen(psql_command(psql, query), env=libpq_environment(conninfo), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
@@ -217,24 +216,42 @@ def partition_pipe(source: CopySource, target_conninfo: dict[str, Any],
 
         for batch in batches:
             for index in batch.column(0).to_pylist():
-                read, written = pipe_partition(source.conninfo, source.queries[index], target_conninfo, copy_in)
-                yield pa.RecordBatch.from_pydict({"rows_read": [read], "rows_written": [written]})
+                started = time.monotonic()
+                read, written, reader = pipe_partition(source.conninfo, source.queries[index], target_conninfo,
+                                                       copy_in)
+                yield pa.RecordBatch.from_pydict({"rows_read": [read], "rows_written": [written],
+                                                  "reader": [reader], "seconds": [time.monotonic() - started]})
 
     return pipe
 
 
-def pipe_rows(spark: SparkSession, source: CopySource, target_conninfo: dict[str, Any], table: str,
-              columns: Sequence[str]) -> tuple[int, int]:
-    """Pipe every partition of ``source`` into the existing ``table`` (these columns, in the source's order).
+@dataclass(frozen=True)
+class PipeResult:
+    """What the pipe did: rows as Postgres counted them, the readers used, the slowest partition's seconds."""
 
-    Returns the rows read and written, which Postgres counted.
-    """
+    rows_read: int
+    rows_written: int
+    readers: tuple[str, ...]
+    slowest_partition_seconds: float
+
+    def as_metrics(self) -> dict[str, Any]:
+        return {"rows_read": self.rows_read, "rows_written": self.rows_written,
+                "copy_pipe_reader": ",".join(self.readers),
+                "copy_pipe_slowest_partition_seconds": round(self.slowest_partition_seconds, 3)}
+
+
+def pipe_rows(spark: SparkSession, source: CopySource, target_conninfo: dict[str, Any], table: str,
+              columns: Sequence[str]) -> PipeResult:
+    """Pipe every partition of ``source`` into the existing ``table`` (these columns, in the source's order)."""
     count = len(source.queries)
     pipe = partition_pipe(source, target_conninfo, copy_in_statement(table, columns))
-    totals = (spark.range(0, count, numPartitions=count)
-              .mapInArrow(pipe, "rows_read long, rows_written long")
-              .groupBy().sum("rows_read", "rows_written").collect()[0])
-    return int(totals[0] or 0), int(totals[1] or 0)
+    partitions = (spark.range(0, count, numPartitions=count)
+                  .mapInArrow(pipe, "rows_read long, rows_written long, reader string, seconds double")
+                  .collect())
+    return PipeResult(rows_read=sum(p.rows_read for p in partitions),
+                      rows_written=sum(p.rows_written for p in partitions),
+                      readers=tuple(sorted({p.reader for p in partitions})),
+                      slowest_partition_seconds=max((p.seconds for p in partitions), default=0.0))
 
 
 def copy_source_connection_class() -> type:

@@ -73,8 +73,8 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
             self.metrics["rows_written"] = pg_copy.copy_rows(df, conninfo, staging)
             return
         self.metrics["write_path"] = "copy_pipe"
-        rows_read, rows_written = pg_copy_pipe.pipe_rows(df.sparkSession, source, conninfo, staging, df.columns)
-        self.metrics.update(rows_read=rows_read, rows_written=rows_written)
+        result = pg_copy_pipe.pipe_rows(df.sparkSession, source, conninfo, staging, df.columns)
+        self.metrics.update(result.as_metrics())
 
     def copy_conninfo(self, df: DataFrame) -> dict[str, Any] | None:
         """libpq parameters for the COPY path, or None (with the reason logged) when this write keeps JDBC."""

@@ -5,6 +5,7 @@ Used by the transfer actor (``actor.py``) and by standbys (``standby.py``); impo
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from syncmaster_ray.handlers.base import Handler
     from syncmaster_ray.job.class_data_sharing import DriverArchive
     from syncmaster_ray.settings import AppSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,5 +109,10 @@ def stop_spark() -> bool:
 
     from syncmaster_ray.job.class_data_sharing import stop_driver_jvm
 
+    started = time.monotonic()
     raydp.stop_spark()
-    return stop_driver_jvm()
+    stopped = time.monotonic()
+    exited = stop_driver_jvm()
+    log.info("Spark stopped in %.2f s (RayDP), its driver JVM exited %.2f s later", stopped - started,
+             time.monotonic() - stopped)
+    return exited

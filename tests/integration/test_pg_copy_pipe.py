@@ -84,8 +84,9 @@ def _write_both_ways(spark, db_url: str, df, name: str) -> tuple[str, str, tuple
     jdbc_table, pipe_table = f"public.{name}_jdbc", f"public.{name}_pipe"
     DBWriter(connection=connection, target=jdbc_table, options={"if_exists": "replace_entire_table"}).run(df)
     DBWriter(connection=connection, target=pipe_table, options={"if_exists": "replace_entire_table"}).run(df.limit(0))
-    counts = pg_copy_pipe.pipe_rows(spark, source, _conninfo(db_url), pipe_table, df.columns)
-    return jdbc_table, pipe_table, counts
+    result = pg_copy_pipe.pipe_rows(spark, source, _conninfo(db_url), pipe_table, df.columns)
+    assert result.readers == ("psql",)  # the test machine has it (cluster/setup-dev.sh)
+    return jdbc_table, pipe_table, (result.rows_read, result.rows_written)
 
 
 @pytest.fixture
@@ -157,7 +158,7 @@ def test_a_transformed_read_is_not_piped(spark, data_db_url, source_table):
 
 
 def test_psql_and_psycopg_read_the_same_bytes(data_db_url, source_table):
-    """The two readers of ``copy_out`` (psql where installed, else psycopg) hand the writer the same rows."""
+    """The two readers of the pipe (psql where installed, else psycopg) hand the writer the same rows."""
     query = f"SELECT * FROM {source_table}"
     blocks: dict[str, list[bytes]] = {"psql": [], "psycopg": []}
     psql = shutil.which("psql")

@@ -116,7 +116,7 @@ def test_transfer_copies_every_row_and_reports_finished(
     assert record.metrics["rows_written"] == rows
     # Every column type of the source is piped with COPY from one database to the other; Postgres counts the rows.
     assert record.metrics["write_path"] == "copy_pipe"
-    assert record.metrics["rows_read"] == rows
+    assert record.metrics["rows_read"] == rows and record.metrics["copy_pipe_reader"] == "psql"
     assert record.metrics["driver_class_archive"] in ("dumped", "mapped")
     # Each side's connection is checked once, by connect(); onETL's reader and writer do not check it again.
     assert record.log_tail.count("Checking connection availability") == 2, record.log_tail
