@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -207,20 +207,17 @@ def _copy_out_with_psycopg(conninfo: dict[str, Any], query: str, write: Callable
     return rows
 
 
+PartitionResult = tuple[int, int, str, float]  # rows read, rows written, reader, seconds
+
+
 def partition_pipe(source: CopySource, target_conninfo: dict[str, Any],
-                   copy_in: Composed) -> Callable[[Iterator[Any]], Iterator[Any]]:
-    """The function each Spark task runs: pipe the partitions whose numbers it gets, yield rows read and written."""
+                   copy_in: Composed) -> Callable[[int], PartitionResult]:
+    """The function each Spark task runs on its partition's number."""
 
-    def pipe(batches: Iterator[Any]) -> Iterator[Any]:
-        import pyarrow as pa
-
-        for batch in batches:
-            for index in batch.column(0).to_pylist():
-                started = time.monotonic()
-                read, written, reader = pipe_partition(source.conninfo, source.queries[index], target_conninfo,
-                                                       copy_in)
-                yield pa.RecordBatch.from_pydict({"rows_read": [read], "rows_written": [written],
-                                                  "reader": [reader], "seconds": [time.monotonic() - started]})
+    def pipe(index: int) -> PartitionResult:
+        started = time.monotonic()
+        read, written, reader = pipe_partition(source.conninfo, source.queries[index], target_conninfo, copy_in)
+        return read, written, reader, time.monotonic() - started
 
     return pipe
 
@@ -242,16 +239,17 @@ class PipeResult:
 
 def pipe_rows(spark: SparkSession, source: CopySource, target_conninfo: dict[str, Any], table: str,
               columns: Sequence[str]) -> PipeResult:
-    """Pipe every partition of ``source`` into the existing ``table`` (these columns, in the source's order)."""
+    """Pipe every partition of ``source`` into the existing ``table`` (these columns, in the source's order).
+
+    One Spark task per partition, as a plain RDD job: no row passes through Spark, so there is nothing for its SQL
+    planner, code generation or Arrow to do.
+    """
     count = len(source.queries)
     pipe = partition_pipe(source, target_conninfo, copy_in_statement(table, columns))
-    partitions = (spark.range(0, count, numPartitions=count)
-                  .mapInArrow(pipe, "rows_read long, rows_written long, reader string, seconds double")
-                  .collect())
-    return PipeResult(rows_read=sum(p.rows_read for p in partitions),
-                      rows_written=sum(p.rows_written for p in partitions),
-                      readers=tuple(sorted({p.reader for p in partitions})),
-                      slowest_partition_seconds=max((p.seconds for p in partitions), default=0.0))
+    partitions = spark.sparkContext.parallelize(range(count), count).map(pipe).collect()
+    return PipeResult(rows_read=sum(p[0] for p in partitions), rows_written=sum(p[1] for p in partitions),
+                      readers=tuple(sorted({p[2] for p in partitions})),
+                      slowest_partition_seconds=max((p[3] for p in partitions), default=0.0))
 
 
 def copy_source_connection_class() -> type:

@@ -322,8 +322,9 @@ def _warm_up_repository(database_url: str) -> None:
 def _warm_up(spark: Any, database_url: str) -> None:
     """Run what a Postgres -> Postgres transfer runs first, so the run finds it loaded and JIT-compiled: onETL's
     connection check on the driver, a JDBC read of generated rows on the executor, Arrow batches to a Python worker
-    that imports the COPY path (Spark reuses Python workers). Our own database (SyncMaster's, always Postgres) is
-    the one server a standby may talk to; nothing is written."""
+    that imports the COPY path (Spark reuses Python workers), and a task of the COPY pipe's shape (an RDD job whose
+    Python worker imports the pipe and finds ``psql``). Our own database (SyncMaster's, always Postgres) is the one
+    server a standby may talk to; nothing is written."""
     from onetl.connection import Postgres
     from onetl.db import DBReader  # noqa: F401  (the run's imports, ahead of it)
     from sqlalchemy.engine import make_url
@@ -342,6 +343,18 @@ def _warm_up(spark: Any, database_url: str) -> None:
                           database=url.database, spark=spark).check()
     rows = connection.sql(WARM_UP_QUERY)
     rows.mapInArrow(load_copy_path, "rows long").groupBy().sum("rows").collect()
+    spark.sparkContext.parallelize(range(1), 1).map(_load_copy_pipe).collect()
+
+
+def _load_copy_pipe(index: int) -> bool:
+    """In a Python worker of the executor: what the COPY pipe's task loads (True when the node has ``psql``)."""
+    import shutil
+
+    import psycopg  # noqa: F401
+
+    from syncmaster_ray.handlers import pg_copy_pipe  # noqa: F401
+
+    return shutil.which("psql") is not None
 
 
 @contextmanager
