@@ -1,5 +1,3 @@
-import sys
+from syncmaster_ray.job.entrypoint import exit_now, main
 
-from syncmaster_ray.job.entrypoint import main
-
-sys.exit(main())
+exit_now(main())
