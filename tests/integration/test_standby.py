@@ -73,7 +73,8 @@ def test_runs_of_the_default_shape_use_a_standby_and_others_evict_it(
 
         record = repo.get_record(warm.id)
         assert warm.status == "FINISHED", record.reason
-        assert record.metrics["driver"] == "standby" and record.metrics["write_path"] == "copy"
+        assert record.metrics["driver"] == "standby" and record.metrics["write_path"] == "copy_pipe"
+        assert record.metrics["copy_pipe_reader"] == "psql"  # the node has psql: the pipe reads with it
         assert record.metrics["standby_priority"] == "restored"  # the run did not copy at background priority
         assert checksum(data_db_url, warm_target, lowercase=True) == checksum(data_db_url, source, lowercase=False)
         assert "Transfer done" in (record.log_tail or "")  # the standby's log lines are in this run's job log
