@@ -4,10 +4,12 @@ It gets only the run id. Settings (database, Fernet key) come from the node's en
 ``SYNCMASTER_RAY_ENV_FILE``, so no secret appears in the entrypoint, runtime_env or metadata on the dashboard.
 
 Lifecycle: load and validate the spec -> reserve every executor and the driver with one placement group and wait
-for it -> start the transfer actor in the driver bundle -> record the outcome -> kill the actor and remove the
-group in ``finally``. Exit code 0 on success, 1 on failure (the reason is in our table). With standbys on
+for it -> start the transfer actor in the driver bundle -> kill the actor and remove the group (``finally``) ->
+record the outcome -> exit at once (``exit_now``). Exit code 0 on success, 1 on failure (the reason is in our
+table). With standbys on
 (``SYNCMASTER__RAY__STANDBY_DRIVERS``), a run of their shape claims one (its actor and group) instead of reserving
-and starting its own, and every job starts the standbys that are missing at its end.
+and starting its own and starts its replacement right after the claim; a job that did not start one starts the
+missing standby at its end.
 
 ``python -m syncmaster_ray.job --standbys start|stop`` starts the missing standbys, or stops the idle ones.
 """

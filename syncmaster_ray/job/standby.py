@@ -1,11 +1,12 @@
 """Standby transfer actors: Spark on RayDP already started for the next runs of the default shape.
 
 RayDP's start-up (its master, the driver and the executor: three or four JVMs) is most of a short run's fixed cost.
-With ``SYNCMASTER__RAY__STANDBY_DRIVERS=N`` each job leaves up to N transfer actors behind: detached, each in a
-placement group of its own, with its Spark session started, its executor and Python worker warmed, and no run's
-data or credentials. A run of the default shape (SyncMaster's default resources, no Hive) claims one under the
-actor's own lock, uses it as its transfer actor and tears it down like any other; its job then starts a
-replacement. Each run still gets a dedicated actor, Spark and JVMs, all gone after it.
+With ``SYNCMASTER__RAY__STANDBY_DRIVERS`` (``auto`` by default: one, where the cluster has room) jobs leave
+transfer actors behind: detached, each in a placement group of its own, with its Spark session started, its
+executor and Python worker warmed, and no run's data or credentials. A run of the default shape (SyncMaster's
+default resources, no Hive) claims one under the actor's own lock, uses it as its transfer actor and tears it down
+like any other; its job starts a replacement right after the claim, at background OS priority (``priority``), or
+at its end when there was no room then. Each run still gets a dedicated actor, Spark and JVMs, all gone after it.
 
 Trade-offs: an idle standby holds its resources (a run of another shape that finds no capacity evicts idle
 standbys first) and about 2.5 GB of memory. A claimed standby was started by an earlier job, so Ray files its
