@@ -34,6 +34,11 @@ def lower_current_thread() -> None:
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
 
 
+def thread_niceness(pid: int) -> set[int]:
+    """The niceness of each thread of process ``pid`` (Linux sets it per thread)."""
+    return {os.getpriority(os.PRIO_PROCESS, thread.id) for thread in psutil.Process(pid).threads()}
+
+
 def set_niceness(pid: int, value: int) -> bool:
     """Every thread of process ``pid`` and of its descendants at ``value``; False where it was not allowed."""
     allowed = True

@@ -15,7 +15,7 @@ import uuid
 import psutil
 import pytest
 
-from syncmaster_ray.job.priority import BACKGROUND_NICENESS, BackgroundPriority, marker_for
+from syncmaster_ray.job.priority import BACKGROUND_NICENESS, BackgroundPriority, marker_for, thread_niceness
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="raising a priority back needs CAP_SYS_NICE")
 
@@ -28,10 +28,6 @@ child = subprocess.Popen([sys.executable, "-c", "import threading, time; "
 print(child.pid, flush=True)
 time.sleep(60)
 """
-
-
-def thread_niceness(pid: int) -> set[int]:
-    return {os.getpriority(os.PRIO_PROCESS, thread.id) for thread in psutil.Process(pid).threads()}
 
 
 def wait_until(condition, timeout: float = 10) -> None:
