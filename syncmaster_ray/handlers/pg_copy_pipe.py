@@ -23,6 +23,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from syncmaster_ray.errors import SourceError
@@ -63,6 +64,12 @@ class CopySource:
 
     conninfo: dict[str, Any]
     queries: tuple[str, ...]
+
+    @cached_property
+    def pipeable(self) -> bool:
+        """Whether every column has a type the pipe carries unchanged: asked of the source database once, and only
+        by a target that would pipe (a read into any other target opens no extra connection)."""
+        return pipeable(self.conninfo, self.queries[0])
 
 
 def partition_queries(dialect: Any, source: str, *, columns: list[str] | None, where: list[str], hint: str | None,
@@ -113,9 +120,17 @@ def mark(df: DataFrame, source: CopySource) -> DataFrame:
     return df
 
 
+def carry(source_df: DataFrame, renamed: DataFrame) -> DataFrame:
+    """``renamed`` (``source_df`` with other column names, the same rows) marked as ``source_df`` is, if it is."""
+    source = getattr(source_df, COPY_SOURCE_ATTRIBUTE, None)
+    return mark(renamed, source) if source is not None else renamed
+
+
 def source_of(df: DataFrame) -> CopySource | None:
-    """The ``CopySource`` of a DataFrame that is still exactly what the source read (None otherwise)."""
-    return getattr(df, COPY_SOURCE_ATTRIBUTE, None)
+    """The ``CopySource`` of a DataFrame that is still exactly what the source read and whose every column the
+    pipe carries (None otherwise)."""
+    source = getattr(df, COPY_SOURCE_ATTRIBUTE, None)
+    return source if source is not None and source.pipeable else None
 
 
 def copy_out_sql(query: str) -> str:
@@ -141,8 +156,7 @@ def pipe_partition(source_conninfo: dict[str, Any], query: str, target_conninfo:
 
     psql = shutil.which("psql")
     with psycopg.connect(**target_conninfo) as writer:
-        for setting in PIPE_SESSION:
-            writer.execute(setting)
+        _set_pipe_session(writer)
         with writer.cursor() as cursor:
             with cursor.copy(copy_in) as into:
                 if psql is None:
@@ -151,6 +165,11 @@ def pipe_partition(source_conninfo: dict[str, Any], query: str, target_conninfo:
                     rows_read = _copy_out_with_psql(psql, source_conninfo, query, into.write)
             rows_written = cursor.rowcount
     return rows_read, rows_written, "psycopg" if psql is None else "psql"
+
+
+def _set_pipe_session(connection: Any) -> None:
+    for setting in PIPE_SESSION:
+        connection.execute(setting)
 
 
 def libpq_environment(conninfo: dict[str, Any]) -> dict[str, str]:
@@ -193,8 +212,7 @@ def _copy_out_with_psycopg(conninfo: dict[str, Any], query: str, write: Callable
 
     rows, buffer = 0, bytearray()
     with psycopg.connect(**conninfo, client_encoding="utf8") as reader:
-        for setting in PIPE_SESSION:
-            reader.execute(setting)
+        _set_pipe_session(reader)
         with reader.cursor() as cursor, cursor.copy(copy_out_sql(query)) as out:
             for row in out:  # libpq hands COPY data over a row at a time
                 buffer += row
@@ -277,8 +295,6 @@ def copy_source_connection_class() -> type:
                 limit=limit, partition_column=read_options.partition_column,
                 num_partitions=read_options.num_partitions or 1,
             )
-            if pipeable(self._copy_conninfo, queries[0]):
-                mark(df, CopySource(conninfo=self._copy_conninfo, queries=queries))
-            return df
+            return mark(df, CopySource(conninfo=self._copy_conninfo, queries=queries))
 
     return CopySourcePostgres

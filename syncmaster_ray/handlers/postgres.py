@@ -56,9 +56,7 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
 
     def prepare_for_write(self, df: DataFrame) -> DataFrame:
         """Column names as the target takes them; a source's ``CopySource`` stays (renaming keeps the rows)."""
-        prepared = super().prepare_for_write(df)
-        source = pg_copy_pipe.source_of(df)
-        return pg_copy_pipe.mark(prepared, source) if source is not None else prepared
+        return pg_copy_pipe.carry(df, super().prepare_for_write(df))
 
     def write_staging(self, df: DataFrame, staging: str) -> None:
         conninfo = self.copy_conninfo(df)

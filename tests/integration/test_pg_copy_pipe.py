@@ -187,3 +187,18 @@ def test_a_partition_whose_read_fails_commits_none_of_its_rows(data_db_url, read
             assert conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0] == 0
     finally:
         _execute(data_db_url, f"DROP TABLE IF EXISTS {target}")
+
+
+def test_reading_asks_the_source_nothing_until_a_target_would_pipe(spark, data_db_url, source_table, monkeypatch):
+    """The column-type check (a libpq connection to the source) runs only when a Postgres target asks to pipe:
+    a read into any other target costs no extra connection."""
+    from onetl.db import DBReader
+
+    asked = []
+    monkeypatch.setattr(pg_copy_pipe, "pipeable", lambda conninfo, query: asked.append(query) or True)
+    df = DBReader(connection=_copy_source_postgres(spark, data_db_url), source=source_table).run()
+    assert asked == []
+
+    assert pg_copy_pipe.source_of(df) is not None
+    assert pg_copy_pipe.source_of(df) is not None
+    assert len(asked) == 1  # asked once per read, however often a target looks
