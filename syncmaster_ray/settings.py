@@ -267,8 +267,7 @@ class SparkSettings(BaseModel):
     )
     master_jvm_options: str = Field(
         default="-XX:MaxRAMPercentage=10 -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto",
-        description="JVM options of RayDP's short-lived master JVMs. Never put -Xmx here: RayDP appends these "
-        "to the Spark driver's options too.",
+        description="JVM options of RayDP's app master (a Java actor that lives as long as the run's Spark).",
     )
     postgres_copy_write: bool = Field(
         default=True,

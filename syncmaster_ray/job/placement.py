@@ -8,7 +8,7 @@ from typing import Any
 
 from syncmaster_ray.spec import Resources
 
-# RayDP's master JVM and app-master actor are tiny and ask for no CPU; they run outside the group.
+# RayDP's app-master actor is tiny and asks for no CPU; it runs outside the group.
 EXECUTOR_MEMORY_OVERHEAD = 0.0
 
 

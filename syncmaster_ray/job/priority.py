@@ -1,6 +1,6 @@
 """OS priority of a standby's start-up: it runs at a lower priority, so it does not slow a run that is copying.
 
-A replacement standby starts its Spark (four JVMs) while the next run copies on the same CPUs. Niceness is a
+A replacement standby starts its Spark (three JVMs) while the next run copies on the same CPUs. Niceness is a
 property of each Linux thread and is inherited by the threads and processes a thread creates: the standby's
 start-up thread is lowered (so its driver JVM is too), and RayDP's JVMs, which Ray's raylet launches, carry a
 marker property in their command line by which they are found and lowered with every thread they have. Once a

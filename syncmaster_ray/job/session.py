@@ -16,6 +16,7 @@ from syncmaster_ray.spec import Resources
 
 if TYPE_CHECKING:
     from syncmaster_ray.handlers.base import Handler
+    from syncmaster_ray.job.app_master import DriverHostedSparkCluster
     from syncmaster_ray.job.class_data_sharing import DriverArchive
     from syncmaster_ray.settings import AppSettings
 
@@ -49,6 +50,9 @@ def can_use_standby(run: SessionShape, standby: SessionShape) -> bool:
             and set(run.maven_packages) <= set(standby.maven_packages))
 
 
+_cluster: DriverHostedSparkCluster | None = None  # this process's session (one at a time, as RayDP's)
+
+
 @dataclass
 class SparkOnRay:
     """A started session and what stopping it needs."""
@@ -63,8 +67,7 @@ def start_spark(shape: SessionShape, settings: AppSettings, app_name: str, place
     """Start Spark on RayDP in ``placement_group``'s executor bundles, the driver JVM using (or dumping) the
     class-data-sharing archive of its classpath. A failed start stops whatever it started. ``marker_java_option``
     marks RayDP's JVMs (see ``priority.py``)."""
-    import raydp
-
+    from syncmaster_ray.job import app_master
     from syncmaster_ray.job.class_data_sharing import DriverArchive, archive_key
     from syncmaster_ray.job.spark import existing_jars, spark_configs
 
@@ -75,17 +78,16 @@ def start_spark(shape: SessionShape, settings: AppSettings, app_name: str, place
     # Python workers of the executors (the Postgres COPY path) run this interpreter, which has our deps.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     started = time.monotonic()
+    global _cluster
     try:
-        spark = raydp.init_spark(
+        _cluster = app_master.init_spark(
             app_name=app_name,
             num_executors=resources.max_parallel_tasks,
             executor_cores=resources.cpu_cores_per_task,
             executor_memory=f"{resources.executor_memory_mb}M",
-            # RayDP >= 1.6.4 defaults to fault-tolerant mode, which adds an extra Ray driver per transfer.
-            fault_tolerant_mode=False,
             enable_hive=shape.hive,
             placement_group=placement_group,
-            placement_group_bundle_indexes=bundle_indexes,
+            bundle_indexes=bundle_indexes,
             configs=spark_configs(
                 settings.spark,
                 maven_packages=list(shape.maven_packages),
@@ -100,17 +102,21 @@ def start_spark(shape: SessionShape, settings: AppSettings, app_name: str, place
     except BaseException:
         archive.finish(driver_exited=stop_spark())
         raise
-    return SparkOnRay(spark=spark, archive=archive, start_seconds=round(time.monotonic() - started, 3))
+    return SparkOnRay(spark=_cluster.get_spark_session(), archive=archive,
+                      start_seconds=round(time.monotonic() - started, 3))
 
 
 def stop_spark() -> bool:
     """Stop RayDP's Spark and end the driver JVM; True once the JVM exited."""
-    import raydp
-
     from syncmaster_ray.job.class_data_sharing import stop_driver_jvm
 
+    global _cluster
     started = time.monotonic()
-    raydp.stop_spark()
+    try:
+        if _cluster is not None:
+            _cluster.stop()
+    finally:
+        _cluster = None
     stopped = time.monotonic()
     exited = stop_driver_jvm()
     log.info("Spark stopped in %.2f s (RayDP), its driver JVM exited %.2f s later", stopped - started,

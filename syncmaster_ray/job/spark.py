@@ -31,7 +31,7 @@ def spark_configs(
     marker_java_option: str = "",
 ) -> dict[str, str]:
     """Everything we pass as RayDP ``configs``: operator extras first, then ours. ``marker_java_option`` goes to
-    RayDP's JVMs (a standby finds its processes by it)."""
+    every JVM of the session (a standby finds its processes by it)."""
     jars = existing_jars(settings.jars)
     timezone_flag = "-Duser.timezone=UTC"
     operator_driver = settings.extra_config.get("spark.driver.extraJavaOptions")
@@ -49,15 +49,14 @@ def spark_configs(
         # Operators' JVM options are kept; ours are appended.
         "spark.driver.extraJavaOptions": _join(operator_driver, timezone_flag,
                                                _unless_collector_chosen(settings.driver_jvm_options, operator_driver),
-                                               driver_java_options),
+                                               driver_java_options, marker_java_option),
         "spark.executor.extraJavaOptions": _join(operator_executor, timezone_flag, settings.executor_jvm_options,
                                                  _unless_collector_chosen(
                                                      executor_collector(settings, executor_memory_mb),
                                                      operator_executor), marker_java_option),
-        # RayDP's master JVMs have no heap cap by default (25 % of RAM each); these options are also appended to
-        # the driver's JVM options, so they must never contain -Xmx (it would silently cap the driver's heap).
+        # RayDP's app master has no heap cap by default (25 % of RAM).
         "spark.ray.raydp_app_master.extraJavaOptions": _join(settings.master_jvm_options, marker_java_option),
-        # The RayDP master actor asks for no CPU: every CPU of the transfer is in its placement group.
+        # RayDP's app master asks for no CPU: every CPU of the transfer is in its placement group.
         "spark.ray.raydp_spark_master.actor.resource.CPU": "0",
     }
     if jars:

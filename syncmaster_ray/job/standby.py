@@ -1,6 +1,6 @@
 """Standby transfer actors: Spark on RayDP already started for the next runs of the default shape.
 
-RayDP's start-up (its master, the driver and the executor: three or four JVMs) is most of a short run's fixed cost.
+RayDP's start-up (the driver, its app master and the executor: three JVMs) is most of a short run's fixed cost.
 With ``SYNCMASTER__RAY__STANDBY_DRIVERS`` (``auto`` by default: one, where the cluster has room) jobs leave
 transfer actors behind: detached, each in a placement group of its own, with its Spark session started, its
 executor and Python worker warmed, and no run's data or credentials. A run of the default shape (SyncMaster's
@@ -49,9 +49,8 @@ WARM_UP_QUERY = ("SELECT g::bigint AS id, 'row ' || g AS name, (g % 1000)::numer
 def ray_namespace(settings: AppSettings) -> str:
     """The Ray namespace standbys are named in: one per SyncMaster database, as submission ids are.
 
-    Only their names live there. Jobs keep Ray's own namespace per job: RayDP names its app master
-    ``RAY_APP_MASTER`` and its executors ``raydp-executor-<n>``, so two Spark sessions sharing a namespace collide.
-    For the same reason a job starts at most one standby (each standby's RayDP runs in its creator's namespace).
+    Only their names live there. Each Spark session's driver joins Ray in a namespace of its own (RayDP names its
+    executors ``raydp-executor-<n>``, so two sessions sharing one would collide; see ``app_master.py``).
     """
     return f"syncmaster-{normalize_namespace(settings.job_namespace)}"
 
@@ -269,8 +268,9 @@ def free_names(existing: set[str], claimed: str | None, wanted: int) -> list[str
 def replenish(settings: AppSettings, *, only_if_room: bool = False, claimed: str | None = None) -> int:
     """Start one standby if fewer than wanted exist (``SYNCMASTER__RAY__STANDBY_DRIVERS``); returns 1 or 0.
 
-    One per job (see ``ray_namespace``); nothing is waited for. With ``only_if_room`` (and always with ``auto``)
-    it starts only if the cluster has room for it now, so it never waits in Ray's queue ahead of a run.
+    One per call, so that a job never starts several sessions on the CPUs its run needs; nothing is waited for.
+    With ``only_if_room`` (and always with ``auto``) it starts only if the cluster has room for it now, so it never
+    waits in Ray's queue ahead of a run.
     ``claimed``: the name of the standby this job's run claimed, which no longer counts (but keeps its name until
     its run ends, so the new one takes a free name).
     """

@@ -63,7 +63,8 @@ def test_runs_of_the_default_shape_use_a_standby_and_others_evict_it(
         assert started.returncode == 0 and "started 1 standby" in started.stdout, started.stderr
         first_standby = wait_for(lambda: standby_actors(head) or None, 120, "a standby to start")
         wait_for(lambda: len(spark_jvms(head.session_id)) >= 1, 180, "the standby's Spark to start")
-        # Its start-up runs at background priority: RayDP's JVMs (found by their marker) and the driver JVM.
+        # Its start-up runs at background priority: the session's three JVMs (driver, app master, executor), found
+        # by their marker.
         lowered = wait_for(lambda: (found := standby_jvm_niceness(head.session_id)) and len(found) >= 3
                            and all(n == {BACKGROUND_NICENESS} for n in found.values()) and found, 120,
                            "the standby's JVMs at background priority")
