@@ -165,7 +165,7 @@ class RaySettings(BaseModel):
         default="auto",
         description="Transfer actors kept with Spark already started for the next runs of SyncMaster's default "
         "resources (1 executor, 1 core, 1 GiB; no Hive): such a run skips RayDP's start-up. Each idle one holds "
-        "its resources (runs of other shapes evict idle ones when short of capacity) and ~2.5 GB. `auto`: one, "
+        "its resources (runs of other shapes evict idle ones when short of capacity) and ~1.6 GB. `auto`: one, "
         "started only where the cluster has room for it at that moment; N: up to N, each waiting for room. 0: off.",
     )
     driver_cpus: float = Field(default=1, gt=0, description="CPUs reserved for the Spark driver actor.")

@@ -9,7 +9,7 @@ like any other; its job starts a replacement right after the claim, at backgroun
 at its end when there was no room then. Each run still gets a dedicated actor, Spark and JVMs, all gone after it.
 
 Trade-offs: an idle standby holds its resources (a run of another shape that finds no capacity evicts idle
-standbys first) and about 2.5 GB of memory. A claimed standby was started by an earlier job, so Ray files its
+standbys first) and about 1.6 GB of memory. A claimed standby was started by an earlier job, so Ray files its
 output under that job: the run's Python log lines are captured and printed by the run's own job instead.
 """
 
