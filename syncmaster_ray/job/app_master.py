@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import uuid
 from typing import Any
@@ -36,6 +37,8 @@ LOGFILE_PREFIX_OPTION = "-Dray.logging.file-prefix=raydp-java-worker"
 PLACEMENT_GROUP = "spark.ray.placement_group"
 BUNDLE_INDEXES = "spark.ray.bundle_indexes"
 NAMESPACE_PREFIX = "syncmaster-spark-"
+
+log = logging.getLogger(__name__)
 
 
 def app_master_java_options(configs: dict[str, str]) -> list[str]:
@@ -115,8 +118,8 @@ class DriverHostedSparkCluster(SparkCluster):
         jvm = self._driver_jvm()
         raydp_jvm = jvm.org.apache.spark.deploy.raydp
         raydp_jvm.RayAppMaster.setProperties(json.dumps(ray_java_properties(NAMESPACE_PREFIX + uuid.uuid4().hex)))
+        self._ray_joined = True  # leaving is harmless if joining fails half-way
         _join_ray(jvm)
-        self._ray_joined = True
         self._app_master = raydp_jvm.RayAppMasterUtils.createAppMaster(
             app_master_classpath(self._configs), None, app_master_java_options(self._configs),
             app_master_resources(self._configs))
@@ -130,21 +133,34 @@ class DriverHostedSparkCluster(SparkCluster):
         return SparkContext._jvm
 
     def stop(self, cleanup_data: bool = True) -> None:
-        """Stop the Spark session, then the app master (which kills its executors), then leave Ray."""
+        """Stop the Spark session, then the app master (which kills its executors), then leave Ray. Each step runs
+        even when one before it failed: the caller then ends the driver JVM, and Ray removes whatever of its job
+        is still alive."""
+        for what, step in (("the Spark session", self._stop_session), ("RayDP's app master", self._stop_app_master),
+                           ("the driver's Ray connection", self._leave_ray)):
+            try:
+                step()
+            except Exception as exc:
+                log.warning("Stopping %s failed (%s); the driver JVM's exit ends it", what, type(exc).__name__)
+
+    def _stop_session(self) -> None:
+        session, self._spark_session = self._spark_session, None
+        if session is not None:
+            session.stop()
+
+    def _stop_app_master(self) -> None:
         from pyspark import SparkContext
 
-        try:
-            if self._spark_session is not None:
-                self._spark_session.stop()
-                self._spark_session = None
-        finally:
-            jvm = SparkContext._jvm
-            if self._app_master is not None and jvm is not None:
-                jvm.org.apache.spark.deploy.raydp.RayAppMasterUtils.stopAppMaster(self._app_master)
-                self._app_master = None
-            if self._ray_joined and jvm is not None:
-                jvm.io.ray.api.Ray.shutdown()
-                self._ray_joined = False
+        handle, self._app_master = self._app_master, None
+        if handle is not None and SparkContext._jvm is not None:
+            SparkContext._jvm.org.apache.spark.deploy.raydp.RayAppMasterUtils.stopAppMaster(handle)
+
+    def _leave_ray(self) -> None:
+        from pyspark import SparkContext
+
+        joined, self._ray_joined = self._ray_joined, False
+        if joined and SparkContext._jvm is not None:
+            SparkContext._jvm.io.ray.api.Ray.shutdown()
 
 
 def init_spark(app_name: str, num_executors: int, executor_cores: int, executor_memory: str, enable_hive: bool,

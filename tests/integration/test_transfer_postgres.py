@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from syncmaster_ray.ids import placement_group_name_for
+from syncmaster_ray.job.app_master import NAMESPACE_PREFIX
 from syncmaster_ray.ray_client import dashboard_auth_headers
 from tests.fixtures.postgres_data import (  # noqa: F401  (re-exported for the other e2e modules)
     CONNECTION_PASSWORD,
@@ -23,7 +24,13 @@ from tests.fixtures.postgres_data import (  # noqa: F401  (re-exported for the o
     table_exists,
     unique_table,
 )
-from tests.fixtures.ray_cluster import placement_groups, raw_job_traces, session_environments, spark_jvms
+from tests.fixtures.ray_cluster import (
+    all_actors,
+    placement_groups,
+    raw_job_traces,
+    session_environments,
+    spark_jvms,
+)
 from tests.fixtures.runs import (  # noqa: F401  (RUN_TIMEOUT re-exported for modules that import it here)
     RUN_TIMEOUT,
     ended,
@@ -121,6 +128,12 @@ def test_transfer_copies_every_row_and_reports_finished(
     # Each side's connection is checked once, by connect(); onETL's reader and writer do not check it again.
     assert record.log_tail.count("Checking connection availability") == 2, record.log_tail
     assert spark_jvms(ray_head.session_id) == []
+    # The driver JVM created RayDP's app master in a Ray namespace of its own; no RayDPSparkMaster actor and its
+    # gateway JVM were started for it (job/app_master.py).
+    actors = all_actors(ray_head.dashboard_url)
+    assert not [a for a in actors if "RayDPSparkMaster" in (a.get("class_name") or "")]
+    app_masters = [a for a in actors if (a.get("class_name") or "").endswith("RayAppMaster")]
+    assert app_masters and all(a["ray_namespace"].startswith(NAMESPACE_PREFIX) for a in app_masters), app_masters
 
 
 def target_changed(db_url: str, table: str, before: tuple) -> bool:

@@ -7,6 +7,7 @@ import os
 from syncmaster_ray.job.app_master import (
     APP_MASTER_JAVA_OPTIONS,
     LOGFILE_PREFIX_OPTION,
+    DriverHostedSparkCluster,
     app_master_classpath,
     app_master_java_options,
     app_master_resources,
@@ -52,3 +53,19 @@ def test_the_classpath_puts_preferred_entries_then_the_operators_jars_before_ray
     spark_at = next(i for i, entry in enumerate(classpath) if entry.endswith(os.path.join("pyspark", "jars", "*")))
     ray_at = next(i for i, entry in enumerate(classpath) if entry.endswith("ray_dist.jar"))
     assert 3 <= raydp_at < spark_at < ray_at
+
+
+def test_stopping_goes_on_past_a_step_that_fails():
+    # A dead executor or app master must not keep the rest from stopping: the driver JVM is ended after this.
+    cluster = object.__new__(DriverHostedSparkCluster)
+    done = []
+
+    def failing_session_stop() -> None:
+        done.append("session")
+        raise RuntimeError("the session was gone")
+
+    cluster._stop_session = failing_session_stop
+    cluster._stop_app_master = lambda: done.append("app master")
+    cluster._leave_ray = lambda: done.append("ray")
+    cluster.stop()
+    assert done == ["session", "app master", "ray"]
