@@ -66,7 +66,7 @@ def start_spark(shape: SessionShape, settings: AppSettings, app_name: str, place
                 bundle_indexes: list[int], marker_java_option: str = "") -> SparkOnRay:
     """Start Spark on RayDP in ``placement_group``'s executor bundles, the driver JVM using (or dumping) the
     class-data-sharing archive of its classpath. A failed start stops whatever it started. ``marker_java_option``
-    marks RayDP's JVMs (see ``priority.py``)."""
+    marks every JVM of the session (see ``priority.py``)."""
     from syncmaster_ray.job import app_master
     from syncmaster_ray.job.class_data_sharing import DriverArchive, archive_key
     from syncmaster_ray.job.spark import existing_jars, spark_configs
