@@ -36,39 +36,36 @@ def free_port() -> int:
 
 
 class PortAllocator:
-    """Free ports that also differ from every port handed out before (free now is not enough: Ray binds its
-    worker ports only when workers start, so a later pick could land inside an earlier range).
+    """Ports for a local head and its nodes: free now, never handed out before in this process, and all from
+    ``band``, below Linux's ephemeral range (32768 and up).
 
-    Worker port ranges come from ``worker_band``, below Linux's ephemeral range (32768 and up), so no outgoing
-    connection takes them, and are kept apart across every allocator of this process. Processes that start heads
-    side by side (parallel test workers) each set a band of their own.
+    Free now is not enough on its own. A port from the ephemeral range can be taken by any outgoing connection
+    between our pick and Ray's bind, and Ray's own processes open many while the later ones start (a CI run lost a
+    head that way: ``ray start`` exited 1). Ray also binds its worker ports only when workers start, so a later
+    pick could land inside an earlier range. Processes that start heads side by side (parallel test workers) each
+    set a band of their own.
     """
 
-    worker_band: ClassVar[range] = range(20000, 32000)
-    _ranges_taken: ClassVar[set[int]] = set()
+    band: ClassVar[range] = range(20000, 32000)
+    _taken_in_process: ClassVar[set[int]] = set()
 
     def __init__(self, taken: set[int] | None = None) -> None:
         self.taken = taken if taken is not None else set()
 
     def port(self) -> int:
-        for _ in range(200):
-            candidate = free_port()
-            if candidate not in self.taken:
-                self.taken.add(candidate)
-                return candidate
-        raise RuntimeError("no free port")
+        return self.range(1)
 
     def range(self, size: int) -> int:
-        """A start port with ``size`` free, unallocated ports after it (Ray's worker port range)."""
-        band = self.worker_band
-        for _ in range(200):
+        """A start port with ``size`` free, unallocated ports from it on (one port, or Ray's worker port range)."""
+        band = self.band
+        for _ in range(500):
             start = random.randrange(band.start, band.stop - size)
             ports = set(range(start, start + size))
-            if not ports & (self.taken | self._ranges_taken) and all(_is_free(p) for p in ports):
+            if not ports & (self.taken | self._taken_in_process) and all(_is_free(p) for p in ports):
                 self.taken |= ports
-                self._ranges_taken.update(ports)
+                self._taken_in_process.update(ports)
                 return start
-        raise RuntimeError(f"no free port range for Ray workers in {band.start}-{band.stop - 1}")
+        raise RuntimeError(f"no {size} free port(s) in {band.start}-{band.stop - 1}")
 
 
 def _is_free(port: int) -> bool:
@@ -78,6 +75,17 @@ def _is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+class _StartExited(Exception):
+    """``ray start`` exited before its head answered."""
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as error:
+        return f"(no log: {error})"
 
 
 def _group_alive(pgid: int) -> bool:
@@ -125,9 +133,9 @@ class LocalRayHead(_GroupLeader):
     temp_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="smr-ray-", dir="/tmp"))
     log_path: Path | None = None
     process: subprocess.Popen | None = None
-    dashboard_port: int = field(default_factory=free_port)
-    gcs_port: int = field(default_factory=free_port)
     ports: PortAllocator = field(default_factory=PortAllocator)
+    dashboard_port: int = 0  # 0: picked by `ports`
+    gcs_port: int = 0
     # Where the node's settings file and token file go (outside the temp dir, whose logs the dashboard serves).
     node_files_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="smr-ray-node-", dir="/tmp"))
     # True only to reproduce a misconfigured node: our settings and the token left in the node's environment.
@@ -197,23 +205,45 @@ class LocalRayHead(_GroupLeader):
         """Headers that authenticate a request to this head's dashboard (``{}`` without token authentication)."""
         return dashboard_auth_headers(self.ray_env())
 
+    def __post_init__(self) -> None:
+        self.dashboard_port = self.dashboard_port or self.ports.port()
+        self.gcs_port = self.gcs_port or self.ports.port()
+
+    start_attempts: ClassVar[int] = 3
+
     def start(self, timeout: float = 120) -> LocalRayHead:
+        """Start the head and wait for its dashboard. When ``ray start`` exits while starting (a port taken by
+        another process between our pick and its bind, say), try again on fresh ports; the error keeps the log."""
         Path(self.temp_dir).mkdir(parents=True, exist_ok=True)  # again after a stop (a restart)
+        log_path = self.log_path or Path(self.temp_dir) / "ray-start.log"
+        for attempt in range(1, self.start_attempts + 1):
+            try:
+                self._launch(log_path)
+                self._wait_ready(timeout, log_path)
+                return self
+            except _StartExited:
+                self.stop(keep_files=True)  # whatever of the group is left
+                if attempt == self.start_attempts:
+                    raise RuntimeError(f"ray start exited {attempt} times; the last log:\n{_tail(log_path)}") from None
+                self.dashboard_port, self.gcs_port = self.ports.port(), self.ports.port()
+        raise AssertionError("unreachable")
+
+    def _launch(self, log_path: Path) -> None:
         env = self.ray_env()
         env.setdefault("RAY_DEDUP_LOGS", "0")
-        log_path = self.log_path or Path(self.temp_dir) / "ray-start.log"
+        command = self.command()
         with open(log_path, "ab") as log:
+            log.write(f"--- {' '.join(command)}\n".encode())
+            log.flush()
             self.process = subprocess.Popen(
-                self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self._wait_ready(timeout, log_path)
-        return self
 
     def _wait_ready(self, timeout: float, log_path: Path) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.process.returncode}; see {log_path}")
+                raise _StartExited(self.process.returncode)
             try:
                 request = urllib.request.Request(f"{self.dashboard_url}/api/jobs/", headers=self.auth_headers)
                 with urllib.request.urlopen(request, timeout=2) as response:

@@ -17,14 +17,14 @@ pytest_plugins = [
 
 def pytest_configure(config) -> None:
     """Under pytest-xdist every worker is a session of its own (its database, vhost, Ray heads and Celery worker);
-    the Ray heads of different workers get disjoint worker port bands."""
+    the Ray heads of different workers take their ports from disjoint bands."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if worker and count:
         from syncmaster_ray_dev.local_cluster import PortAllocator
 
-        whole, index = PortAllocator.worker_band, int(worker.removeprefix("gw"))
+        whole, index = PortAllocator.band, int(worker.removeprefix("gw"))
         width = len(whole) // int(count)
-        PortAllocator.worker_band = range(whole.start + index * width, whole.start + (index + 1) * width)
+        PortAllocator.band = range(whole.start + index * width, whole.start + (index + 1) * width)
 
 
 # The slowest modules first, measured (`--durations`) on 2 cores: pytest-xdist (`-n 2 --dist loadfile`) hands whole

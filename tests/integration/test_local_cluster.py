@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -73,3 +74,25 @@ def test_three_node_local_cluster_starts_with_its_resources_and_stops_on_ctrl_c(
     # Stopped by PID: its process groups are gone (the raylets' and GCS's sessions were its children).
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{dashboard}/api/v0/nodes", timeout=5)
+
+
+def test_a_head_whose_port_was_taken_before_ray_bound_it_starts_on_fresh_ports():
+    """Between our pick and Ray's bind another process can take a port (a CI run lost a head that way, with
+    `ray start` exiting 1): the head tries again on fresh ports, and the log says what happened."""
+    from syncmaster_ray_dev.local_cluster import LocalRayHead
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        head = LocalRayHead(num_cpus=1, memory_bytes=1024**3, gcs_port=busy)
+        try:
+            head.start()
+            assert head.gcs_port != busy
+            log = (Path(head.temp_dir) / "ray-start.log").read_text()
+            assert f"--port={busy} " in log and "Failed to start GCS" in log
+            request = urllib.request.Request(f"{head.dashboard_url}/api/jobs/", headers=head.auth_headers)
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 200
+        finally:
+            head.stop()
