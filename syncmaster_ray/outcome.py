@@ -14,20 +14,42 @@ from syncmaster_ray.redact import redact
 REASON_MAX_CHARS = 1000
 _JAVA_OR_PY_ERROR = re.compile(r"(?:[\w$]+\.)*(?P<cls>[\w$]*(?:Exception|Error)): (?P<msg>.+)")
 _SKIP = ("Py4JJavaError", "An error occurred while calling")
+_PY_TRACEBACK = "Traceback (most recent call last):"
 
 
 def short_error(exc: BaseException) -> str:
-    """The most telling line of a (possibly Java) error: ``PSQLException: ERROR: relation "x" does not exist``."""
+    """The most telling line of a (possibly Java) error: ``PSQLException: ERROR: relation "x" does not exist``.
+
+    A Python task that failed on an executor reaches the driver as a Java error whose line ends in ``Traceback
+    (most recent call last):``; the Python error itself is the traceback's last line, which is added.
+    """
     text = str(exc) or type(exc).__name__
-    for raw in text.splitlines():
+    lines = text.splitlines()
+    for number, raw in enumerate(lines):
         line = raw.strip().lstrip(": ").strip()
         if not line or line.startswith("at ") or any(skip in line for skip in _SKIP):
             continue
         match = _JAVA_OR_PY_ERROR.match(line)
         if match:
-            return f"{match['cls']}: {match['msg']}"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), text)
+            found = f"{match['cls']}: {match['msg']}"
+            if found.endswith(_PY_TRACEBACK) and (python_error := _python_error(lines[number + 1:])):
+                found = f"{found.removesuffix(_PY_TRACEBACK).rstrip()} {python_error}"
+            return found
+    first = next((line.strip() for line in lines if line.strip()), text)
     return f"{type(exc).__name__}: {first}"
+
+
+def _python_error(traceback: list[str]) -> str | None:
+    """The error a Python traceback ends with (``SourceError: ...``): its last unindented error line before the
+    Java stack (``at ...``) goes on."""
+    found = None
+    for raw in traceback:
+        if raw.strip().startswith("at "):
+            break
+        match = None if raw[:1].isspace() else _JAVA_OR_PY_ERROR.match(raw.strip())
+        if match:
+            found = f"{match['cls']}: {match['msg']}"
+    return found
 
 
 def error_with_cause(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -226,6 +227,8 @@ def _copy_out_with_psycopg(conninfo: dict[str, Any], query: str, write: Callable
 
 
 PartitionResult = tuple[int, int, str, float]  # rows read, rows written, reader, seconds
+# A task's SourceError, as the last line of its Python traceback inside Spark's error on the driver.
+_TASK_SOURCE_ERROR = re.compile(rf"^{re.escape(SourceError.__module__)}\.SourceError: (.+)$", re.MULTILINE)
 
 
 def partition_pipe(source: CopySource, target_conninfo: dict[str, Any],
@@ -264,7 +267,13 @@ def pipe_rows(spark: SparkSession, source: CopySource, target_conninfo: dict[str
     """
     count = len(source.queries)
     pipe = partition_pipe(source, target_conninfo, copy_in_statement(table, columns))
-    partitions = spark.sparkContext.parallelize(range(count), count).map(pipe).collect()
+    try:
+        partitions = spark.sparkContext.parallelize(range(count), count).map(pipe).collect()
+    except Exception as exc:
+        # A task's SourceError (the source's COPY failed) reaches here inside Spark's error: blame the source.
+        if reading := _TASK_SOURCE_ERROR.findall(str(exc)):
+            raise SourceError(reading[-1].strip()) from exc
+        raise
     return PipeResult(rows_read=sum(p[0] for p in partitions), rows_written=sum(p[1] for p in partitions),
                       readers=tuple(sorted({p[2] for p in partitions})),
                       slowest_partition_seconds=max((p[3] for p in partitions), default=0.0))

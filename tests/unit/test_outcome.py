@@ -30,6 +30,29 @@ PY4J_TEXT = (
 )
 
 
+# A Python task that failed on an executor, as the driver gets it (shortened from a real run's).
+PYTHON_TASK_TEXT = (
+    "An error occurred while calling z:org.apache.spark.api.python.PythonRDD.collectAndServe.\n"
+    ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 2.0 failed 4 times, most "
+    "recent failure: Lost task 0.3 in stage 2.0 (TID 5) (192.0.2.2 executor 0): "
+    "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+    '  File "/venv/lib/python3.11/site-packages/pyspark/worker.py", line 1247, in main\n'
+    "    process()\n"
+    "ValueError: an earlier error, handled\n"
+    "\n"
+    "During handling of the above exception, another exception occurred:\n"
+    "\n"
+    "Traceback (most recent call last):\n"
+    '  File "/venv/lib/python3.11/site-packages/syncmaster_ray/handlers/pg_copy_pipe.py", line 206, in read\n'
+    '    raise SourceError(f"reading the source with COPY failed: {error}")\n'
+    "syncmaster_ray.errors.SourceError: reading the source with COPY failed: ERROR:  division by zero\n"
+    "\n"
+    "\tat org.apache.spark.api.python.BasePythonRunner$ReaderIterator.handlePythonException(PythonRunner.scala:572)\n"
+    "\tat java.base/java.lang.Thread.run(Thread.java:840)\n"
+    "Caused by: org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+)
+
+
 class Py4JJavaError(Exception):
     """Shaped like py4j.protocol.Py4JJavaError: str() is the whole Java trace."""
 
@@ -45,6 +68,19 @@ def test_py4j_error_classified_as_internal_with_the_java_line():
     assert "\n" not in reason
     assert "o123" not in reason
     assert "QueryExecutorImpl" not in reason
+
+
+def test_a_python_task_failure_gives_the_error_its_traceback_ends_with():
+    assert short_error(Py4JJavaError(PYTHON_TASK_TEXT)) == (
+        "SparkException: Job aborted due to stage failure: Task 0 in stage 2.0 failed 4 times, most recent failure: "
+        "Lost task 0.3 in stage 2.0 (TID 5) (192.0.2.2 executor 0): org.apache.spark.api.python.PythonException: "
+        "SourceError: reading the source with COPY failed: ERROR:  division by zero"
+    )
+
+
+def test_a_traceback_without_an_error_line_is_left_as_it_was():
+    text = "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n\tat x.y(Z.java:1)\n"
+    assert short_error(Py4JJavaError(text)) == "PythonException: Traceback (most recent call last):"
 
 
 def test_py4j_prefix_line_is_skipped_even_if_it_looks_like_an_error():
