@@ -168,6 +168,12 @@ class RaySettings(BaseModel):
         "its resources (runs of other shapes evict idle ones when short of capacity) and ~1.6 GB. `auto`: one, "
         "started only where the cluster has room for it at that moment; N: up to N, each waiting for room. 0: off.",
     )
+    executor_logs: Literal["always", "failed", "never"] = Field(
+        default="always",
+        description="When the Ray job keeps the last lines of each Spark executor's log with the run (`run logs` "
+        "shows them; executors log on their own nodes, not to the job's log): `always`, only for runs that "
+        "`failed`, or `never`. Reading them takes the job a fraction of a second before the run ends.",
+    )
     driver_cpus: float = Field(default=1, gt=0, description="CPUs reserved for the Spark driver actor.")
     driver_memory_bytes: int = Field(
         default=1024**3, gt=0, description="Memory reserved (and given as -Xmx) for the Spark driver."

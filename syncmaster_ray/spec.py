@@ -52,6 +52,11 @@ class ConnectionSpec(_Frozen):
         merged.pop("type", None)
         return merged
 
+    def secret_values(self) -> tuple[str, ...]:
+        """The connection's credentials but its user name, for redacting what a run prints."""
+        auth = self.auth.get_secret_value()
+        return tuple(value for key, value in auth.items() if key not in ("user", "type") and isinstance(value, str))
+
 
 class TransformSpec(_Frozen):
     model_config = ConfigDict(frozen=True, extra="allow")
@@ -82,6 +87,10 @@ class RunSpec(_Frozen):
     @property
     def app_name(self) -> str:
         return f"SyncMaster__{self.group_name}_{self.transfer_name}"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """The credentials of both connections."""
+        return self.source.secret_values() + self.target.secret_values()
 
 
 def parse_model(model: type[BaseModel], value: Any, what: str) -> Any:

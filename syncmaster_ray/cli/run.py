@@ -99,12 +99,13 @@ def show(run_id: int = typer.Argument(..., help="Run id.")) -> None:
 
 @app.command()
 def logs(run_id: int = typer.Argument(..., help="Run id.")) -> None:
-    """Print the persisted tail of the run's Ray job logs (kept after the Ray head forgets the job)."""
+    """Print the persisted tail of the run's Ray job log, then the last lines of each Spark executor's log (kept
+    after the Ray head forgets the job)."""
     from syncmaster_ray.db.repository import RunRepository
 
     record = RunRepository(engine()).get_record(run_id)
-    console.print(record.log_tail if record and record.log_tail else f"no logs persisted for run {run_id}",
-                  markup=False, highlight=False)
+    parts = [part for part in (record.log_tail, record.executor_log_tail) if part] if record else []
+    console.print("\n".join(parts) if parts else f"no logs persisted for run {run_id}", markup=False, highlight=False)
 
 
 @app.command()

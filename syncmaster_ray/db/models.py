@@ -239,6 +239,8 @@ class RayRun(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     job_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The last lines of each Spark executor's log (``executor_logs``), written by the Ray job at the run's end.
+    executor_log_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     rows_written: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Set by the Ray job: "waiting_for_capacity", then "transferring"; "ended" once it recorded its outcome.

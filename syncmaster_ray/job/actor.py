@@ -76,7 +76,7 @@ class TransferActor:
             secrets = settings.secret_values()
             repo = RunRepository(get_engine(settings.database.sync_url))
             spec = repo.load_run_spec(self.run_id, settings.secret_key)
-            secrets += _connection_secrets(spec)
+            secrets += spec.secret_values()
             source, target = build_handlers(spec, settings.spark)
             _sweep_settled_run_dirs(repo, settings.job_namespace)
             # Named after the submission id: run ids repeat across SyncMaster databases sharing a node.
@@ -141,11 +141,3 @@ def _sweep_settled_run_dirs(repo: Any, namespace: str) -> None:
     if removed:
         log.info("Removed %d directory(ies) of settled runs left on this node", removed)
 
-
-def _connection_secrets(spec: Any) -> tuple[str, ...]:
-    values: list[str] = []
-    for connection in (spec.source, spec.target):
-        for key, value in connection.auth.get_secret_value().items():
-            if key != "user" and key != "type" and isinstance(value, str):
-                values.append(value)
-    return tuple(values)

@@ -182,6 +182,10 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
             result.metrics["capacity_released_at"] = round(released_at, 3)
         if driver_node is not None:
             _remove_run_dirs(driver_node, run_id, settings)
+        if group is not None:
+            kept_in = _keep_executor_logs(run_id, group, repo, settings, spec, failed=result is None or not result.ok)
+            if kept_in is not None and result is not None and result.ok:
+                result.metrics["executor_logs_seconds"] = kept_in
         if use_standby and not replaced:
             _replenish_standbys(settings)
 
@@ -193,6 +197,25 @@ def _remove_run_dirs(node_id: str, run_id: int, settings: Any) -> None:
         workdirs.remove_on_node(node_id, submission_id_for(run_id, settings.job_namespace))
     except BaseException:  # the run's outcome stands; the next actor on that node sweeps what is left
         log.warning("Could not remove the run's directories on node %s", node_id[:12], exc_info=True)
+
+
+def _keep_executor_logs(run_id: int, group: Any, repo: Any, settings: Any, spec: Any, *,
+                        failed: bool) -> float | None:
+    """Save the last lines of each executor's log with the run, as ``SYNCMASTER__RAY__EXECUTOR_LOGS`` says;
+    returns the seconds it took, None when it did not."""
+    from syncmaster_ray.job import executor_logs
+
+    if not executor_logs.wanted(settings.ray.executor_logs, failed=failed):
+        return None
+    started = time.monotonic()
+    try:
+        found = executor_logs.collect(group.id.hex(), settings.secret_values() + spec.secret_values())
+        if found:
+            repo.record(run_id, executor_log_tail=executor_logs.render(found))
+    except Exception as exc:  # the run's outcome stands without them
+        log.warning("Could not keep the executors' logs (%s)", type(exc).__name__)
+        return None
+    return round(time.monotonic() - started, 3)
 
 
 def _replenish_standbys(settings: Any, *, only_if_room: bool = False, claimed: str | None = None) -> bool:

@@ -25,12 +25,15 @@ from tests.fixtures.hostile_mysql import HostileMySQLServer
 from tests.fixtures.postgres_data import CONNECTION_PASSWORD, checksum, connection_data, create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for, wait_for_end
 from tests.fixtures.secret_scan import MARIADB_PASSWORD, WRONG_PASSWORD
+from tests.integration.test_cli import cli
 from tests.integration.test_transfer_postgres import job_info, make_transfer
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 MARIADB_USER = f"smr_badpw_{secrets.token_hex(3)}"
 MISSING_TABLE = unique_table("missing")
 MISSING_SCHEMA = f"nope_{secrets.token_hex(3)}"
+# A source whose rows fail only when an executor reads them: the driver's schema query sees no row.
+EXPLODING_VIEW = unique_table("bad_boom")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ CASES = {
         f"reading {MISSING_TABLE} from postgres connection", MISSING_TABLE.split(".")[1], "does not exist")),
     "missing target schema": BadInput("target_schema_missing", "target", (
         f"the target schema '{MISSING_SCHEMA}' does not exist in postgres connection",)),
+    "source failing on the executor": BadInput("source_fails_on_executor", "source", (
+        "reading the source with COPY failed", "division by zero")),
     "unreachable host": BadInput("source_port_closed", "source", ("Connection is unavailable", "refused")),
     "wrong password": BadInput("mariadb_wrong_password", "source", ("Access denied", MARIADB_USER)),
     # A transfer author reaching for the node: the worker's Fernet key through reflection, a node file by path.
@@ -86,6 +91,20 @@ def mariadb_user():
         yield MARIADB_USER
     finally:
         sql(f"DROP USER IF EXISTS '{MARIADB_USER}'@'%'")
+
+
+@pytest.fixture(scope="module")
+def exploding_view(data_db_url) -> str:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(data_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE VIEW {EXPLODING_VIEW} AS SELECT g AS id, 100 / (g - 50) AS ratio "
+                              "FROM generate_series(1, 100) AS g"))
+    finally:
+        engine.dispose()
+    return EXPLODING_VIEW
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +151,8 @@ def spoiled_transfer(catalog, engine, app_env, e2e_queue, pg_connections, data_d
             "source_table_missing": lambda: {"source_params": {"type": "postgres", "table_name": MISSING_TABLE}},
             "target_schema_missing": lambda: {"target_params": {"type": "postgres",
                                                                 "table_name": f"{MISSING_SCHEMA}.orders"}},
+            "source_fails_on_executor": lambda: {"source_params": {
+                "type": "postgres", "table_name": request.getfixturevalue("exploding_view")}},
             "source_params_mysql": lambda: {"source_params": {"type": "mysql", "table_name": "db.orders"}},
             "target_params_no_table": lambda: {"target_params": {"type": "postgres"}},
             "resources_text": lambda: {"resources": {"max_parallel_tasks": "lots", "cpu_cores_per_task": 1,
@@ -204,6 +225,21 @@ def test_bad_input_fails_the_run_with_its_specific_reason(case, repo, bad_runs, 
         assert secret not in f"{record.reason} {record.job_message} {record.log_tail}"
     if target:  # nothing was written: the target table was never made
         assert not table_exists(data_db_url, target)
+
+
+def test_an_error_on_the_executor_side_is_in_run_logs(repo, bad_runs, app_env):
+    """Executors log on their own nodes, not to the job's log: the run keeps the end of each one's log, and
+    `run logs` shows it after the job's own tail."""
+    run_id, _ = bad_runs["source_fails_on_executor"]
+    wait_for_end(repo, run_id, timeout=600)
+
+    logs = cli("run", "logs", str(run_id), env=app_env, timeout=120)
+
+    assert logs.returncode == 0, logs.stderr
+    job_part, executor_part = logs.stdout.split("--- executor raydp-executor-0 (node ", 1)
+    assert f"Run {run_id} failed [source]" in job_part
+    # Spark's executor reports the failed task in its own log, with the source's error.
+    assert "ERROR Executor" in executor_part and "division by zero" in executor_part, executor_part[-3000:]
 
 
 def table_exists(db_url: str, table: str) -> bool:

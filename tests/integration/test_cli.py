@@ -61,6 +61,7 @@ def test_operator_flow_creates_runs_and_shows_a_transfer(app_env, e2e_queue, dat
     assert shown.returncode == 0 and "FINISHED" in shown.stdout and "copy_seconds" in shown.stdout
     logs = cli("run", "logs", run_id, env=env)
     assert logs.returncode == 0 and f"--run-id {run_id}" in logs.stdout
+    assert "--- executor raydp-executor-0 (node " in logs.stdout and "INFO Executor" in logs.stdout, logs.stdout
     stop = cli("run", "stop", run_id, env=env)
     assert stop.returncode == 1 and "cannot stop run" in stop.stderr and "FINISHED" in stop.stderr
 
