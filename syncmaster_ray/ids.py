@@ -17,6 +17,12 @@ def normalize_namespace(value: str) -> str:
     return _UNSAFE.sub("-", value.lower()).strip("-")[:40] or "default"
 
 
+def ray_namespace_for(namespace: str) -> str:
+    """The Ray namespace our long-lived actors (standbys, the metrics recorder) are named in: one per SyncMaster
+    database, as submission ids are."""
+    return f"syncmaster-{normalize_namespace(namespace)}"
+
+
 def submission_id_for(run_id: int, namespace: str) -> str:
     return f"syncmaster-{normalize_namespace(namespace)}-run-{run_id}"
 

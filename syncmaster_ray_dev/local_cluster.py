@@ -136,6 +136,7 @@ class LocalRayHead(_GroupLeader):
     ports: PortAllocator = field(default_factory=PortAllocator)
     dashboard_port: int = 0  # 0: picked by `ports`
     gcs_port: int = 0
+    metrics_export_port: int = 0  # Prometheus' scrape port of the head; picked at each start
     # Where the node's settings file and token file go (outside the temp dir, whose logs the dashboard serves).
     node_files_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="smr-ray-node-", dir="/tmp"))
     # True only to reproduce a misconfigured node: our settings and the token left in the node's environment.
@@ -162,6 +163,7 @@ class LocalRayHead(_GroupLeader):
         ports = self.ports
         ports.taken |= {self.gcs_port, self.dashboard_port}
         worker_ports = ports.range(60)
+        self.metrics_export_port = ports.port()
         command = [
             ray, "start", "--head", "--block", "--disable-usage-stats",
             f"--temp-dir={self.temp_dir}",
@@ -171,7 +173,7 @@ class LocalRayHead(_GroupLeader):
             f"--memory={self.memory_bytes}", f"--object-store-memory={self.object_store_bytes}",
             f"--node-manager-port={ports.port()}", f"--object-manager-port={ports.port()}",
             f"--ray-client-server-port={ports.port()}", f"--dashboard-agent-listen-port={ports.port()}",
-            f"--dashboard-agent-grpc-port={ports.port()}", f"--metrics-export-port={ports.port()}",
+            f"--dashboard-agent-grpc-port={ports.port()}", f"--metrics-export-port={self.metrics_export_port}",
             f"--runtime-env-agent-port={ports.port()}",
             f"--min-worker-port={worker_ports}", f"--max-worker-port={worker_ports + 59}",
         ]

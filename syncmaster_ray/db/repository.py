@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,17 @@ def utcnow() -> datetime:
 def queue_slug(group_id: int, name: str) -> str:
     """SyncMaster's slug rule: ``{group_id}-{name lowered, non-alnum runs -> '_', stripped}``."""
     return f"{group_id}-{re.sub('[^a-zA-Z0-9]+', '_', name.lower()).strip('_')}"
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    run_id: int
+    queue: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime
+    metrics: dict[str, Any] | None
+    rows_written: int | None
 
 
 class RunRepository:
@@ -268,6 +280,33 @@ class RunRepository:
     def _lines(self, query: Any) -> list[RunLine]:
         with self.session() as session:
             return [RunLine(*row) for row in session.execute(query)]
+
+    # --- for the metrics recorder (job/metrics.py) ----------------------------------------------------------------
+    def runs_ended_since(self, since: datetime) -> list[EndedRun]:
+        """Our runs (those with a record of ours) that ended at or after ``since``, oldest first."""
+        query = (
+            select(Run.id, Queue.slug, Run.status, Run.started_at, Run.ended_at, RayRun.metrics, RayRun.rows_written)
+            .join(RayRun, RayRun.run_id == Run.id)
+            .join(Transfer, Transfer.id == Run.transfer_id)
+            .join(Queue, Queue.id == Transfer.queue_id)
+            .where(Run.ended_at >= since, Run.status.not_in((*ACTIVE_STATUSES, Status.CREATED.value)))
+            .order_by(Run.ended_at)
+        )
+        with self.session() as session:
+            return [EndedRun(*row) for row in session.execute(query)]
+
+    def active_run_phases(self) -> list[tuple[str, str | None]]:
+        """(queue slug, phase) of every run a worker has taken and not ended."""
+        query = (
+            select(Queue.slug, RayRun.phase)
+            .select_from(Run)
+            .join(Transfer, Transfer.id == Run.transfer_id)
+            .join(Queue, Queue.id == Transfer.queue_id)
+            .outerjoin(RayRun, RayRun.run_id == Run.id)
+            .where(Run.status.in_(ACTIVE_STATUSES))
+        )
+        with self.session() as session:
+            return [tuple(row) for row in session.execute(query)]
 
     # --- the job's view ------------------------------------------------------------------------------------------
     def load_run_spec(self, run_id: int, secret_key: str) -> RunSpec:

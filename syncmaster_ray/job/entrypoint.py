@@ -138,6 +138,7 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
         spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes
     )
     ray.init(logging_level=logging.WARNING)  # a namespace of the job's own: RayDP's actor names are fixed
+    _ensure_metrics_recorder(settings)
     use_standby = settings.ray.standbys_on
     group = actor = result = None
     replaced = False
@@ -197,6 +198,16 @@ def _remove_run_dirs(node_id: str, run_id: int, settings: Any) -> None:
         workdirs.remove_on_node(node_id, submission_id_for(run_id, settings.job_namespace))
     except BaseException:  # the run's outcome stands; the next actor on that node sweeps what is left
         log.warning("Could not remove the run's directories on node %s", node_id[:12], exc_info=True)
+
+
+def _ensure_metrics_recorder(settings: Any) -> None:
+    """Start the Prometheus metrics recorder of our runs when it is missing (``job/metrics.py``)."""
+    from syncmaster_ray.job import metrics
+
+    try:
+        metrics.ensure_started(settings)
+    except Exception as exc:  # the run goes on; the next job tries again
+        log.warning("Could not start the metrics recorder (%s)", type(exc).__name__)
 
 
 def _keep_executor_logs(run_id: int, group: Any, repo: Any, settings: Any, spec: Any, *,

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from syncmaster_ray.ids import normalize_namespace
+from syncmaster_ray.ids import ray_namespace_for
 from syncmaster_ray.job.actor import LOG_FORMAT, TransferActor, spawn
 from syncmaster_ray.job.placement import PlacementPlan, plan_placement
 from syncmaster_ray.job.priority import BackgroundPriority, marker_for
@@ -52,7 +52,7 @@ def ray_namespace(settings: AppSettings) -> str:
     Only their names live there. Each Spark session's driver joins Ray in a namespace of its own (RayDP names its
     executors ``raydp-executor-<n>``, so two sessions sharing one would collide; see ``app_master.py``).
     """
-    return f"syncmaster-{normalize_namespace(settings.job_namespace)}"
+    return ray_namespace_for(settings.job_namespace)
 
 
 def standby_shape(settings: AppSettings) -> SessionShape:

@@ -19,7 +19,7 @@ import pytest
 from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray_dev.local_cluster import LocalCeleryWorker
 from tests.fixtures.postgres_data import checksum, create_source, open_sessions, unique_table
-from tests.fixtures.ray_cluster import alive_actors, live_placement_groups, spark_jvms
+from tests.fixtures.ray_cluster import live_placement_groups, run_actors, spark_jvms
 from tests.fixtures.runs import ended, wait_for, wait_for_end
 from tests.fixtures.services import rabbitmqctl
 from tests.integration.test_recovery import transfer_actors
@@ -101,6 +101,6 @@ def test_a_dozen_runs_over_two_slugs_outlive_the_consumer_timeout_all_finish_and
     expected = checksum(data_db_url, source, lowercase=False)
     assert all(checksum(data_db_url, target, lowercase=True) == expected for _, target in runs)
     wait_for(lambda: spark_jvms(ray_head.session_id) == [], 60, "every Spark JVM to exit")
-    assert alive_actors(ray_head.dashboard_url) == []
+    assert run_actors(ray_head.dashboard_url) == []
     assert live_placement_groups(ray_head.dashboard_url) == []
     wait_for(lambda: open_sessions(data_db_url) == [], 60, "every run's Postgres sessions to close")
