@@ -47,6 +47,18 @@ class RunLine:
     log_url: str | None
     error_code: str | None = None
     reason: str | None = None
+    progress: dict[str, Any] | None = None  # the copy's last sample (job/progress.py), while it runs
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    """``1,234,000 rows in 12 s (98,000 rows/s), 41% of about 3,000,000, about 18 s to go``."""
+    text = (f"{progress.get('rows', 0):,} rows in {progress.get('seconds', 0):.0f} s "
+            f"({progress.get('rows_per_second', 0):,} rows/s)")
+    if progress.get("percent") is not None:
+        text += f", {progress['percent']:g}% of about {progress['total_estimate']:,}"
+    if progress.get("eta_seconds") is not None:
+        text += f", about {progress['eta_seconds']:.0f} s to go"
+    return text
 
 
 @dataclass

@@ -34,23 +34,38 @@ def start_run(transfer: str) -> int:
 
 
 def watch_run(run_id: int, timeout: float) -> str:
-    """Print each status change until the run ends; returns the final status."""
+    """Print each status change, and a progress bar while the run copies, until the run ends; returns the final
+    status."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
     from syncmaster_ray.db.models import Status
     from syncmaster_ray.db.repository import RunRepository
+    from syncmaster_ray.status import progress_text
 
     repo = RunRepository(engine())
     deadline = time.monotonic() + timeout
     last = None
-    while time.monotonic() < deadline:
-        run = repo.get_run(run_id)
-        if run is None:
-            raise typer.BadParameter(f"no run {run_id}")
-        if run.status != last:
-            last = run.status
-            console.print(f"run {run_id}: [bold]{run.status}[/bold]" + (f"  {run.log_url}" if run.log_url else ""))
-        if Status(run.status).is_terminal():
-            return run.status
-        time.sleep(1)
+    columns = (TextColumn(f"run {run_id}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+               TextColumn("{task.description}"))
+    with Progress(*columns, console=console, transient=True) as bar:
+        copying = None
+        while time.monotonic() < deadline:
+            run = repo.get_run(run_id)
+            if run is None:
+                raise typer.BadParameter(f"no run {run_id}")
+            if run.status != last:
+                last = run.status
+                bar.console.print(f"run {run_id}: [bold]{run.status}[/bold]"
+                                  + (f"  {run.log_url}" if run.log_url else ""))
+            if Status(run.status).is_terminal():
+                return run.status
+            record = repo.get_record(run_id)
+            if record is not None and record.progress:
+                sample = record.progress
+                if copying is None:
+                    copying = bar.add_task("", total=sample.get("total_estimate"))
+                bar.update(copying, completed=sample.get("rows", 0), description=progress_text(sample))
+            time.sleep(1)
     err_console.print(f"run {run_id} did not end within {timeout:.0f} s (still {last})")
     return last or "UNKNOWN"
 
@@ -72,8 +87,10 @@ def start(
 
 @app.command()
 def show(run_id: int = typer.Argument(..., help="Run id.")) -> None:
-    """Show a run: status, times, log URL, Ray job and, for failures, the reason."""
-    from syncmaster_ray.db.repository import RunRepository
+    """Show a run: status, times, log URL, Ray job, the copy's progress while it runs and, for failures, the
+    reason."""
+    from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository
+    from syncmaster_ray.status import progress_text
 
     repo = RunRepository(engine())
     run = repo.get_run(run_id)
@@ -88,6 +105,8 @@ def show(run_id: int = typer.Argument(..., help="Run id.")) -> None:
     ]
     if record is not None:
         rows += [("ray job", f"{record.submission_id} ({record.ray_job_status})")]
+        if record.progress and run.status in ACTIVE_STATUSES:
+            rows += [("progress", progress_text(record.progress))]
         if record.reason:
             rows += [("reason", f"[{record.error_code}] {record.reason}")]
         if record.metrics:

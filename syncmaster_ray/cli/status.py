@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncmaster_ray.cli.common import console, engine, settings
-from syncmaster_ray.status import Capacity, RunLine, StatusReport
+from syncmaster_ray.status import Capacity, RunLine, StatusReport, progress_text
 
 GiB = 1024**3
 
@@ -53,6 +53,8 @@ def _runs_table(title: str, lines: list[RunLine], *, link: bool) -> Table:
     for line in lines:
         since = line.started_at if link else line.ended_at
         detail = line.log_url if link else f"[{line.error_code}] {line.reason}"
+        if link and line.progress:
+            detail = f"{progress_text(line.progress)}\n{detail}"
         table.add_row(str(line.run_id), escape(line.transfer), f"{line.status} {line.phase or ''}".strip(),
                       _ago(since), escape(detail or ""))
     return table

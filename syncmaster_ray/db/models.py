@@ -242,6 +242,8 @@ class RayRun(Base):
     # The last lines of each Spark executor's log (``executor_logs``), written by the Ray job at the run's end.
     executor_log_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    # The copy's last progress sample (job/progress.py): rows so far, rate, percent and ETA where known.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     rows_written: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Set by the Ray job: "waiting_for_capacity", then "transferring"; "ended" once it recorded its outcome.
     phase: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -272,7 +272,7 @@ class RunRepository:
     def _run_lines() -> Any:
         return (
             select(Run.id, Transfer.name, Run.status, RayRun.phase, Run.started_at, Run.ended_at, Run.log_url,
-                   RayRun.error_code, RayRun.reason)
+                   RayRun.error_code, RayRun.reason, RayRun.progress)
             .join(Transfer, Transfer.id == Run.transfer_id)
             .outerjoin(RayRun, RayRun.run_id == Run.id)
         )

@@ -132,6 +132,15 @@ class Handler(ABC, Generic[ConnectionModelT]):
     @abstractmethod
     def write(self, df: DataFrame) -> None: ...
 
+    def estimated_rows(self) -> int | None:
+        """As a source: a cheap estimate of how many rows ``read`` returns (for progress), or None."""
+        return None
+
+    def rows_so_far(self) -> int | None:
+        """As a target: rows taken so far, where this target counts what passes outside Spark; None: Spark's
+        count of rows read stands for it."""
+        return None
+
 
 class DBHandler(Handler[ConnectionModelT]):
     """A table in a database, read with ``DBReader`` and written with ``DBWriter``.

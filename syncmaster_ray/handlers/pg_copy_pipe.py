@@ -279,6 +279,19 @@ def pipe_rows(spark: SparkSession, source: CopySource, target_conninfo: dict[str
                       slowest_partition_seconds=max((p[3] for p in partitions), default=0.0))
 
 
+def rows_so_far(target_conninfo: dict[str, Any], table: str) -> int:
+    """Rows piped into ``table`` so far: those of its ``COPY`` commands in flight, plus those of committed
+    partitions (the table's insert count, which Postgres' statistics take in at each commit)."""
+    import psycopg
+
+    with psycopg.connect(**{"connect_timeout": 5, **target_conninfo}) as conn:
+        row = conn.execute(
+            "SELECT coalesce((SELECT sum(tuples_processed) FROM pg_stat_progress_copy WHERE relid = to_regclass(%s) "
+            "AND command = 'COPY FROM'), 0) + coalesce((SELECT n_tup_ins FROM pg_stat_all_tables "
+            "WHERE relid = to_regclass(%s)), 0)", (table, table)).fetchone()
+    return int(row[0])
+
+
 def copy_source_connection_class() -> type:
     """onETL's ``Postgres``, whose JDBC reads also note their ``CopySource`` when given libpq parameters."""
     from onetl.connection import Postgres

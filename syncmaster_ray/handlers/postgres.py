@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from syncmaster_ray.handlers import pg_copy, pg_copy_pipe, transforms
@@ -71,8 +72,27 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
             self.metrics["rows_written"] = pg_copy.copy_rows(df, conninfo, staging)
             return
         self.metrics["write_path"] = "copy_pipe"
-        result = pg_copy_pipe.pipe_rows(df.sparkSession, source, conninfo, staging, df.columns)
+        self._rows_so_far = partial(pg_copy_pipe.rows_so_far, conninfo, staging)
+        try:
+            result = pg_copy_pipe.pipe_rows(df.sparkSession, source, conninfo, staging, df.columns)
+        finally:
+            self._rows_so_far = None
         self.metrics.update(result.as_metrics())
+
+    def rows_so_far(self) -> int | None:
+        counter = getattr(self, "_rows_so_far", None)
+        return counter() if counter is not None else None
+
+    def estimated_rows(self) -> int | None:
+        """Postgres' own estimate (``reltuples``, kept by ``ANALYZE`` and autovacuum) for a whole-table read; None
+        when rows are filtered, read incrementally or reshaped by SQL, or the table was never analyzed."""
+        if self.where or self.incremental or self.sql_query or self.connection is None:
+            return None
+        table = self.dialect.literal(self.table_name)
+        query = f"SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass({table})"
+        rows = self.connection.fetch(query).collect()
+        estimate = rows[0][0] if rows else None
+        return estimate if estimate is not None and estimate > 0 else None
 
     def copy_conninfo(self, df: DataFrame) -> dict[str, Any] | None:
         """libpq parameters for the COPY path, or None (with the reason logged) when this write keeps JDBC."""

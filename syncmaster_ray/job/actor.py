@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from syncmaster_ray.outcome import RunOutcome
 
 if TYPE_CHECKING:
     from syncmaster_ray.job.placement import PlacementPlan
+    from syncmaster_ray.job.progress import Progress
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -86,13 +88,15 @@ class TransferActor:
                 for handler in (source, target):
                     # File handlers stage files here (removed with the directory).
                     handler.update_context(work_dir=Path(workdir))
-                metrics = self._run_spark(spec, settings, placement_group, executor_bundle_indexes, source, target)
+                metrics = self._run_spark(spec, settings, placement_group, executor_bundle_indexes, source, target,
+                                          _publisher(repo, self.run_id))
             return RunOutcome(metrics=metrics)
         except BaseException as exc:
             log.exception("Run %s failed", self.run_id)
             return RunOutcome.failed(exc, secrets)
 
-    def _run_spark(self, spec, settings, placement_group, bundle_indexes, source, target) -> dict[str, Any]:
+    def _run_spark(self, spec, settings, placement_group, bundle_indexes, source, target,
+                   publish: Callable[[Progress], None]) -> dict[str, Any]:
         from syncmaster_ray.job.executor_nodes import ExecutorPlacementProbe
         from syncmaster_ray.job.strategy import hwm_store_for
 
@@ -110,7 +114,7 @@ class TransferActor:
                 # Staging handlers need the executors beside the driver's disk: they ask before reading.
                 handler.update_context(executors_on_driver_node=probe.all_on_driver_node)
             try:
-                metrics = perform_transfer(session.spark, source, target, hwm_store_for(settings))
+                metrics = perform_transfer(session.spark, source, target, hwm_store_for(settings), publish)
                 placement = probe.placement()
                 if placement is not None:
                     metrics.update(placement.as_metrics())
@@ -129,6 +133,15 @@ class TransferActor:
     def _started_session(self) -> SparkOnRay | None:
         """A session started before the run (a standby's), else None: the run starts its own."""
         return None
+
+
+def _publisher(repo: Any, run_id: int) -> Callable[[Progress], None]:
+    """Progress samples into the run's record (``run show``, ``run watch``, ``status``) and the job's log."""
+    def publish(sample: Progress) -> None:
+        repo.record(run_id, progress=sample.as_record())
+        log.info(sample.line())
+
+    return publish
 
 
 def _sweep_settled_run_dirs(repo: Any, namespace: str) -> None:

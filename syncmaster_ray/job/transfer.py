@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -13,6 +13,7 @@ from syncmaster_ray.errors import InvalidParamsError, SourceError, SyncmasterRay
 from syncmaster_ray.handlers.base import JDBCHandler
 from syncmaster_ray.handlers.context import HandlerContext
 from syncmaster_ray.handlers.registry import handler_class_for
+from syncmaster_ray.job import progress
 from syncmaster_ray.job.strategy import strategy_scope
 from syncmaster_ray.outcome import error_with_cause
 from syncmaster_ray.spec import ConnectionSpec, RunSpec, hwm_name
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from syncmaster_ray.handlers.base import Handler, Role
+    from syncmaster_ray.job.progress import Progress
     from syncmaster_ray.settings import SparkSettings
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,33 @@ def _blame(error: type[SyncmasterRayError], what: str) -> Iterator[None]:
         raise error(f"{what} failed: {error_with_cause(exc)}") from exc
 
 
-def perform_transfer(spark: SparkSession, source: Handler, target: Handler, store: Any) -> dict[str, Any]:
-    """Connect both sides, read, write within the strategy's scope (``store`` keeps HWMs).
+@contextmanager
+def _progress(spark: SparkSession, source: Handler, target: Handler,
+              publish: Callable[[Progress], None] | None) -> Iterator[None]:
+    """Report the copy's progress while the block runs: the target's own count where it has one, else the rows
+    Spark has read; out of the source's estimated size when it has one."""
+    if publish is None:
+        yield
+        return
+    spark_count = progress.spark_rows_read(spark)
+    try:
+        total = source.estimated_rows()
+    except Exception as exc:  # an estimate only: go on without it
+        log.info("No size estimate of the source (%s)", type(exc).__name__)
+        total = None
+
+    def count() -> int | None:
+        own = target.rows_so_far()
+        return own if own is not None else spark_count()
+
+    with progress.reporting(count, total, publish):
+        yield
+
+
+def perform_transfer(spark: SparkSession, source: Handler, target: Handler, store: Any,
+                     publish: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+    """Connect both sides, read, write within the strategy's scope (``store`` keeps HWMs); ``publish`` gets the
+    copy's progress every few seconds.
 
     Returns phase timings in seconds and the number of read partitions.
     """
@@ -94,7 +121,8 @@ def perform_transfer(spark: SparkSession, source: Handler, target: Handler, stor
             if df is None:
                 log.info("Nothing new to transfer: the target is left as it is")
             else:
-                target.write(df)
+                with _progress(spark, source, target, publish):
+                    target.write(df)
     log.info("Transfer done: %s %s", timings, counted)
     return {**timings, **counted, "source_partitions": partitions, **source.metrics, **target.metrics}
 

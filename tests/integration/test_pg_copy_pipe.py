@@ -202,3 +202,40 @@ def test_reading_asks_the_source_nothing_until_a_target_would_pipe(spark, data_d
     assert pg_copy_pipe.source_of(df) is not None
     assert pg_copy_pipe.source_of(df) is not None
     assert len(asked) == 1  # asked once per read, however often a target looks
+
+
+def test_rows_so_far_counts_the_rows_of_a_copy_in_flight_then_once_committed(data_db_url):
+    """The pipe's progress: rows of the COPY commands in flight into the table, then, once a partition commits,
+    the table's insert count (never both for one partition)."""
+    from tests.fixtures.runs import wait_for
+
+    target = f"public.pipe_progress_{secrets.token_hex(3)}"
+    _execute(data_db_url, f"CREATE TABLE {target} (id int)")
+    conninfo = _conninfo(data_db_url)
+    try:
+        assert pg_copy_pipe.rows_so_far(conninfo, target) == 0
+        with psycopg.connect(data_db_url) as writer:
+            with writer.cursor() as cursor, cursor.copy(f"COPY {target} (id) FROM STDIN") as copy:
+                copy.write("".join(f"{n}\n" for n in range(5000)))
+                wait_for(lambda: pg_copy_pipe.rows_so_far(conninfo, target) == 5000, 30, "the rows in flight")
+            assert pg_copy_pipe.rows_so_far(conninfo, target) in (0, 5000)  # ended, not yet committed
+        wait_for(lambda: pg_copy_pipe.rows_so_far(conninfo, target) == 5000, 30, "the committed rows")
+    finally:
+        _execute(data_db_url, f"DROP TABLE IF EXISTS {target}")
+
+
+def test_spark_rows_read_counts_what_stages_read_from_its_start(spark, data_db_url, source_table):
+    from onetl.db import DBReader
+
+    from syncmaster_ray.job.progress import spark_rows_read
+
+    connection = _copy_source_postgres(spark, data_db_url)
+    df = DBReader(connection=connection, source=source_table).run()
+    df.count()
+    count = spark_rows_read(spark)
+    assert count() == 0  # what ran before does not count
+
+    df.collect()
+
+    with psycopg.connect(data_db_url) as conn:
+        assert count() == conn.execute(f"SELECT count(*) FROM {source_table}").fetchone()[0] > 0

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import text
@@ -77,3 +78,38 @@ def test_status_shows_capacity_waiting_executing_and_failures_and_runs_queue_for
     for transfer in (big, small):
         assert checksum(data_db_url, transfer.target_params["table_name"], lowercase=True) == checksum(
             data_db_url, table, lowercase=False)
+
+
+def test_a_slow_copy_shows_its_rows_growing_in_run_show_and_status(
+    repo, catalog, e2e_queue, pg_connections, data_db_url, ray_head, celery_worker, app_env
+):
+    """Progress while a run copies: rows so far (here counted by the Postgres target, as the COPY pipe copies
+    outside Spark) in our record, `run show` and `status`; samples every few seconds, each at least the last."""
+    env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url}
+    table, source = unique_table("pr_src"), unique_table("pr_slow")
+    create_source(data_db_url, table, rows=60_000)
+    create_slow_view(data_db_url, source, table, every=3000, pause_seconds=0.6)  # about 12 s of copying
+    run = repo.create_run(make_transfer(catalog, e2e_queue, pg_connections, source, unique_table("pr_dst")).id)
+    send_run_task(run.id, e2e_queue.slug)
+
+    samples, shown, in_status = [], "", None
+    while repo.get_run(run.id).status in ("CREATED", "STARTED"):
+        progress = getattr(repo.get_record(run.id), "progress", None)
+        if progress and (not samples or progress["updated_at"] != samples[-1]["updated_at"]):
+            samples.append(progress)
+            if not shown:
+                shown = subprocess.run([sys.executable, "-m", "syncmaster_ray.cli", "run", "show", str(run.id)],
+                                       env={**os.environ, **env, "COLUMNS": "250"}, capture_output=True, text=True,
+                                       timeout=120, check=True).stdout
+                executing = {line["run_id"]: line for line in status_json(env)["executing"]}
+                in_status = executing.get(run.id, {}).get("progress")
+        time.sleep(0.5)
+
+    assert repo.get_run(run.id).status == "FINISHED", repo.get_record(run.id).reason
+    rows = [sample["rows"] for sample in samples]
+    print(f"progress samples (rows): {rows}")
+    assert len(rows) >= 2 and rows == sorted(rows) and rows[0] < rows[-1], samples
+    assert rows[-1] <= repo.get_record(run.id).rows_written
+    assert all(sample["rows_per_second"] > 0 for sample in samples), samples
+    assert "progress" in shown and "rows in" in shown, shown
+    assert in_status and in_status["rows"] > 0, in_status
