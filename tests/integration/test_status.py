@@ -110,6 +110,7 @@ def test_a_slow_copy_shows_its_rows_growing_in_run_show_and_status(
     print(f"progress samples (rows): {rows}")
     assert len(rows) >= 2 and rows == sorted(rows) and rows[0] < rows[-1], samples
     assert rows[-1] <= repo.get_record(run.id).rows_written
-    assert all(sample["rows_per_second"] > 0 for sample in samples), samples
+    # A sample before the first row arrived says 0 rows (a slow machine's staging table takes a while).
+    assert all(sample["rows_per_second"] > 0 for sample in samples if sample["rows"] > 0), samples
     assert "progress" in shown and "rows in" in shown, shown
     assert in_status and in_status["rows"] > 0, in_status
