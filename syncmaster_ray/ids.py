@@ -24,7 +24,7 @@ def ray_namespace_for(namespace: str) -> str:
 
 
 def submission_id_for(run_id: int, namespace: str) -> str:
-    return f"syncmaster-{normalize_namespace(namespace)}-run-{run_id}"
+    return f"{ray_namespace_for(namespace)}-run-{run_id}"
 
 
 def run_id_of(submission_id: str) -> int | None:

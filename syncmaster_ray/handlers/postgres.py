@@ -11,7 +11,7 @@ Spark (``pg_copy_pipe``; ``SYNCMASTER__SPARK__POSTGRES_COPY_READ``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
     onetl_class = "Postgres"
     dialect = DIALECT
     maven_packages = ("org.postgresql:postgresql:42.7.11",)
+    # While the COPY pipe runs: the target's own count of rows piped so far (``rows_so_far``).
+    _rows_so_far: Callable[[], int] | None = None
     # pgJDBC instantiates the classes these name (socket and SSL factories, callbacks, auth plugins) and opens the
     # files (log file, client keys and certificates): none of it may come from a transfer author.
     refused_params = frozenset({
@@ -80,8 +82,7 @@ class PostgresHandler(StagedWriteMixin, JDBCHandler[PostgresConnection]):
         self.metrics.update(result.as_metrics())
 
     def rows_so_far(self) -> int | None:
-        counter = getattr(self, "_rows_so_far", None)
-        return counter() if counter is not None else None
+        return self._rows_so_far() if self._rows_so_far is not None else None
 
     def estimated_rows(self) -> int | None:
         """Postgres' own estimate (``reltuples``, kept by ``ANALYZE`` and autovacuum) for a whole-table read; None

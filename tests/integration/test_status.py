@@ -15,6 +15,7 @@ from sqlalchemy import text
 from syncmaster_ray.cli.run import send_run_task
 from tests.fixtures.postgres_data import checksum, create_slow_view, create_source, unique_table
 from tests.fixtures.runs import start_and_wait, wait_for
+from tests.integration.test_cli import cli
 from tests.integration.test_transfer_postgres import make_transfer
 
 pytestmark = [pytest.mark.integration]
@@ -98,9 +99,9 @@ def test_a_slow_copy_shows_its_rows_growing_in_run_show_and_status(
         if progress and (not samples or progress["updated_at"] != samples[-1]["updated_at"]):
             samples.append(progress)
             if not shown:
-                shown = subprocess.run([sys.executable, "-m", "syncmaster_ray.cli", "run", "show", str(run.id)],
-                                       env={**os.environ, **env, "COLUMNS": "250"}, capture_output=True, text=True,
-                                       timeout=120, check=True).stdout
+                result = cli("run", "show", str(run.id), env=env, timeout=120)
+                assert result.returncode == 0, result.stderr
+                shown = result.stdout
                 executing = {line["run_id"]: line for line in status_json(env)["executing"]}
                 in_status = executing.get(run.id, {}).get("progress")
         time.sleep(0.5)
