@@ -156,6 +156,13 @@ class RaySettings(BaseModel):
     placement_timeout_seconds: float = Field(
         default=3600, gt=0, description="How long a run waits for cluster capacity before it fails."
     )
+    queue_priorities: dict[str, int] = Field(
+        default_factory=dict,
+        description="Priority of each queue slug's runs in the capacity queue (higher goes first; slugs not "
+        "listed: 0), e.g. `{\"1-interactive\": 10, \"1-nightly\": -10}`. Within a priority, runs get cluster "
+        "capacity in the order they were claimed; a later run goes ahead only when everything before it fits too. "
+        "A steady stream of higher-priority runs can hold lower ones back: that is what the priorities say.",
+    )
     job_retention_seconds: float = Field(
         default=7 * 24 * 3600, ge=0,
         description="Ended Ray jobs of ours older than this are deleted from the head (their message and log tail "

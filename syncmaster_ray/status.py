@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from syncmaster_ray.errors import Phase
+from syncmaster_ray.queue_order import STALE_SECONDS, positions
 from syncmaster_ray.ray_client import dashboard_auth_headers
 from syncmaster_ray.redact import redact
 
@@ -48,6 +50,8 @@ class RunLine:
     error_code: str | None = None
     reason: str | None = None
     progress: dict[str, Any] | None = None  # the copy's last sample (job/progress.py), while it runs
+    queue_place: int | None = None  # waiting for capacity: its place in the cluster's queue, from 1
+    priority: int | None = None  # ... and its slug's priority there
 
 
 def progress_text(progress: dict[str, Any]) -> str:
@@ -139,11 +143,17 @@ def _http_status(exc: Exception) -> int | None:
     return None
 
 
-def gather(repo: Any, dashboard_url: str, failures: int) -> StatusReport:
+def gather(repo: Any, dashboard_url: str, failures: int, priorities: Mapping[str, int] | None = None
+           ) -> StatusReport:
+    """The report; the runs waiting for capacity in their queue's order (``queue_order``)."""
     active = repo.active_runs()
+    places = positions(repo.capacity_queue(STALE_SECONDS), priorities or {})
+    waiting = [dataclasses.replace(line, queue_place=places[line.run_id][0], priority=places[line.run_id][1])
+               if line.run_id in places else line for line in active if line.phase == Phase.WAITING_FOR_CAPACITY]
+    waiting.sort(key=lambda line: (line.queue_place is None, line.queue_place or 0, line.run_id))
     return StatusReport(
         capacity=fetch_capacity(dashboard_url),
-        waiting=[line for line in active if line.phase == Phase.WAITING_FOR_CAPACITY],
+        waiting=waiting,
         executing=[line for line in active if line.phase != Phase.WAITING_FOR_CAPACITY],
         failures=repo.recent_failures(failures),
     )

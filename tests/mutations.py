@@ -38,8 +38,12 @@ ONE_RUN = f"{POSTGRES}::test_transfer_copies_every_row_and_reports_finished[one-
 
 MUTATIONS = (
     Mutation("skip_capacity_wait", "a run waits for its placement group before it copies",
-             ENTRYPOINT, "        _wait_for_capacity(group, plan.total, settings)\n", "        pass\n",
+             ENTRYPOINT, '    log.info("Waiting for cluster capacity: %s", _describe(asked))\n', "    return True\n",
              ("tests/integration/test_status.py",)),
+    Mutation("capacity_queue_ignored", "a run gets capacity only in its turn: first come, first served",
+             "syncmaster_ray/queue_order.py", "    if position == 0:\n",
+             "    if True:\n",
+             ("tests/integration/test_capacity_queue.py",)),
     Mutation("skip_fit_check", "a transfer bigger than the cluster fails at once, reserving nothing",
              ENTRYPOINT, "    if not fits_somewhere(plan, cluster_total):", "    if False:",
              (f"{POSTGRES}::test_transfer_bigger_than_the_cluster_fails_at_once_naming_what_it_asked",)),

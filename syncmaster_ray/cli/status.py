@@ -18,11 +18,12 @@ def status(
     failures: int = typer.Option(5, min=0, help="How many recent failures to list."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Show the cluster's capacity, the runs waiting for it and executing (with their links), recent failures."""
+    """Show the cluster's capacity, the runs waiting for it (in the order they get it) and executing (with their
+    links), recent failures."""
     from syncmaster_ray.db.repository import RunRepository
     from syncmaster_ray.status import gather
 
-    report = gather(RunRepository(engine()), settings().ray.address, failures)
+    report = gather(RunRepository(engine()), settings().ray.address, failures, settings().ray.queue_priorities)
     if as_json:
         console.print_json(report.as_json())
         return
@@ -31,7 +32,7 @@ def status(
 
 def render(report: StatusReport) -> None:
     console.print(_capacity_line(report.capacity))
-    for title, lines in (("Waiting for capacity", report.waiting), ("Executing", report.executing)):
+    for title, lines in (("Waiting for capacity, in queue order", report.waiting), ("Executing", report.executing)):
         console.print(_runs_table(f"{title} ({len(lines)})", lines, link=True))
     console.print(_runs_table(f"Recent failures ({len(report.failures)})", report.failures, link=False))
 
@@ -55,8 +56,10 @@ def _runs_table(title: str, lines: list[RunLine], *, link: bool) -> Table:
         detail = line.log_url if link else f"[{line.error_code}] {line.reason}"
         if link and line.progress:
             detail = f"{progress_text(line.progress)}\n{detail}"
-        table.add_row(str(line.run_id), escape(line.transfer), f"{line.status} {line.phase or ''}".strip(),
-                      _ago(since), escape(detail or ""))
+        state = f"{line.status} {line.phase or ''}".strip()
+        if line.queue_place is not None:
+            state += f"\n#{line.queue_place} in the queue" + (f", priority {line.priority}" if line.priority else "")
+        table.add_row(str(line.run_id), escape(line.transfer), state, _ago(since), escape(detail or ""))
     return table
 
 

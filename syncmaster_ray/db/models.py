@@ -248,6 +248,11 @@ class RayRun(Base):
     # Set by the Ray job: "waiting_for_capacity", then "transferring"; "ended" once it recorded its outcome.
     phase: Mapped[str | None] = mapped_column(String(32), nullable=True)
     duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # While waiting for capacity (job/capacity_queue.py): the cluster (its GCS address), what the run asks for and
+    # the job's last heartbeat.
+    capacity_cluster: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    capacity_asked: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    capacity_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The supervision lease: the worker watching the run and when it last said so (its heartbeat). Another worker
     # takes the run over only once the lease is stale or released (NULL supervisor).
     supervisor: Mapped[str | None] = mapped_column(String(128), nullable=True)

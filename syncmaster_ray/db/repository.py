@@ -26,7 +26,8 @@ from syncmaster_ray.db.models import (
     Transfer,
     User,
 )
-from syncmaster_ray.errors import CredentialsError, InvalidParamsError, RunStateError
+from syncmaster_ray.errors import CredentialsError, InvalidParamsError, Phase, RunStateError
+from syncmaster_ray.queue_order import QueuedRun
 from syncmaster_ray.spec import ConnectionSpec, Resources, RunSpec, Strategy, parse_model
 from syncmaster_ray.status import RunLine
 
@@ -257,6 +258,36 @@ class RunRepository:
             query = query.where(Queue.slug.in_(slugs))
         with self.session() as session:
             return [tuple(row) for row in session.execute(query)]
+
+    # --- the capacity queue (job/capacity_queue.py) -------------------------------------------------------------
+    def join_capacity_queue(self, run_id: int, cluster: str, asked: dict[str, float]) -> None:
+        """Put the run in ``cluster``'s queue for capacity, asking for ``asked`` (CPU, memory)."""
+        self.record(run_id, phase=Phase.WAITING_FOR_CAPACITY.value, capacity_cluster=cluster[:256],
+                    capacity_asked=asked, capacity_heartbeat_at=utcnow())
+
+    def renew_capacity_queue(self, run_id: int) -> None:
+        """The waiting job's heartbeat: an entry not renewed for a while is a job gone, and no longer counts."""
+        with self.session() as session:
+            session.execute(update(RayRun).where(RayRun.run_id == run_id).values(capacity_heartbeat_at=utcnow()))
+
+    def capacity_queue(self, stale_seconds: float, cluster: str | None = None) -> list[QueuedRun]:
+        """Active runs waiting for capacity (of ``cluster`` when given) whose job renewed its entry within
+        ``stale_seconds``, in no particular order."""
+        cutoff = utcnow() - timedelta(seconds=stale_seconds)
+        query = (
+            select(Run.id, Queue.slug, func.coalesce(Run.started_at, Run.created_at), RayRun.capacity_asked,
+                   RayRun.capacity_cluster)
+            .join(RayRun, RayRun.run_id == Run.id)
+            .join(Transfer, Transfer.id == Run.transfer_id)
+            .join(Queue, Queue.id == Transfer.queue_id)
+            .where(Run.status.in_(ACTIVE_STATUSES), RayRun.phase == Phase.WAITING_FOR_CAPACITY.value,
+                   RayRun.capacity_heartbeat_at >= cutoff)
+        )
+        if cluster is not None:
+            query = query.where(RayRun.capacity_cluster == cluster[:256])
+        with self.session() as session:
+            return [QueuedRun(run_id, slug, claimed_at, asked or {}, cluster or "")
+                    for run_id, slug, claimed_at, asked, cluster in session.execute(query)]
 
     # --- for `syncmaster-ray status` -----------------------------------------------------------------------------
     def active_runs(self) -> list[RunLine]:

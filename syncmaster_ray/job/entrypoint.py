@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from syncmaster_ray import node_env
@@ -142,20 +143,22 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
     use_standby = settings.ray.standbys_on
     group = actor = result = None
     replaced = False
+    queue_metrics: dict[str, Any] = {}
     try:  # from the claim on: whatever happens, the actor and group taken are torn down
+        # A standby's capacity is held already; it is claimed only when no run waits for capacity (a run
+        # claimed earlier and still waiting goes first, and makes idle standbys give their capacity up).
         if use_standby and can_use_standby(run_shape(settings, spec.resources, handlers),
-                                           standby.standby_shape(settings)):
+                                           standby.standby_shape(settings)) and not _anyone_waiting(repo):
             claimed = standby.claim(run_id, standby.ray_namespace(settings))
             if claimed is not None:
                 group, actor = claimed.group, claimed.actor
                 # Its replacement starts now, at background priority beside this run, where there is room: the
                 # next run, sent right after this one, finds it started. (This job's namespace has no RayDP of
                 # its own: the claimed standby's was started by an earlier job.)
-                replaced = _replenish_standbys(settings, only_if_room=True, claimed=claimed.name)
-        repo.record(run_id, phase=Phase.WAITING_FOR_CAPACITY)
+                replaced = _replenish_standbys(settings, repo, only_if_room=True, claimed=claimed.name)
         waiting = time.monotonic()
         if group is None:
-            group = _reserve(run_id, plan, placement_strategy(handlers), settings)
+            group, queue_metrics = _reserve(run_id, plan, placement_strategy(handlers), settings, repo)
         capacity_wait = round(time.monotonic() - waiting, 3)
         granted_at = time.time()
         repo.record(run_id, phase=Phase.TRANSFERRING)
@@ -172,7 +175,7 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
             print(line, flush=True)  # a claimed standby's log lines, into this job's log
         if result.ok:
             result.metrics = {"capacity_wait_seconds": capacity_wait, "capacity_granted_at": round(granted_at, 3),
-                              **result.metrics}
+                              **queue_metrics, **result.metrics}
         return result
     finally:
         # An actor that returned removed its own directory; one that was killed or never returned did not.
@@ -188,7 +191,7 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
             if kept_in is not None and result is not None and result.ok:
                 result.metrics["executor_logs_seconds"] = kept_in
         if use_standby and not replaced:
-            _replenish_standbys(settings)
+            _replenish_standbys(settings, repo)
 
 
 def _remove_run_dirs(node_id: str, run_id: int, settings: Any) -> None:
@@ -229,23 +232,65 @@ def _keep_executor_logs(run_id: int, group: Any, repo: Any, settings: Any, spec:
     return round(time.monotonic() - started, 3)
 
 
-def _replenish_standbys(settings: Any, *, only_if_room: bool = False, claimed: str | None = None) -> bool:
-    """Start a missing standby (see ``standby.replenish``); True if one was started."""
+def _replenish_standbys(settings: Any, repo: Any, *, only_if_room: bool = False, claimed: str | None = None) -> bool:
+    """Start a missing standby (see ``standby.replenish``) unless runs wait for capacity (it would take theirs);
+    True if one was started."""
     from syncmaster_ray.job import standby
 
     try:
+        if _anyone_waiting(repo):
+            return False
         return standby.replenish(settings, only_if_room=only_if_room, claimed=claimed) > 0
     except Exception:  # the run's own outcome stands; the next job tries again
         log.warning("Could not start standby transfer actors", exc_info=True)
         return False
 
 
-def _reserve(run_id: int, plan: Any, strategy: str, settings: Any) -> Any:
-    """The run's placement group, once it is placed: fails fast if the cluster can never hold it."""
-    import ray
+def _anyone_waiting(repo: Any) -> bool:
+    """Whether a run waits for this cluster's capacity."""
+    from syncmaster_ray.job.capacity_queue import STALE_SECONDS, cluster_id
+
+    return bool(repo.capacity_queue(STALE_SECONDS, cluster_id()))
+
+
+def _reserve(run_id: int, plan: Any, strategy: str, settings: Any, repo: Any) -> tuple[Any, dict[str, Any]]:
+    """The run's placement group, once it is the run's turn in the capacity queue and the group is placed, with
+    the queue's figures for the run's metrics; fails fast if the cluster can never hold it."""
     from ray.util.placement_group import placement_group
 
     from syncmaster_ray.ids import placement_group_name_for, submission_id_for
+    from syncmaster_ray.job import capacity_queue
+
+    _check_fits(plan, strategy)
+    queue = capacity_queue.CapacityQueue(repo, capacity_queue.cluster_id(), settings.ray.queue_priorities,
+                                         capacity_queue.cluster_free)
+    queued_at, deadline = time.time(), time.monotonic() + settings.ray.placement_timeout_seconds
+    queue.join(run_id, plan.total)
+    name, yields = placement_group_name_for(submission_id_for(run_id, settings.job_namespace)), 0
+    while True:
+        turn = queue.wait_for_turn(run_id, deadline)
+        log.info("Its turn for capacity (%s, %d run(s) ahead, %.1f s in the queue); placement group strategy %s "
+                 "for bundles %s", turn.how, turn.ahead, turn.queued_seconds, strategy, plan.bundles)
+        group = placement_group(plan.bundles, strategy=strategy, name=name)
+        try:
+            placed = _wait_for_capacity(group, plan.total, settings, lambda: queue.turn(run_id)[0] is not None,
+                                        lambda: queue.renew(run_id), deadline=deadline)
+        except BaseException:
+            _tear_down(None, group)
+            raise
+        if placed:
+            return group, {"capacity_queued_at": round(queued_at, 3), "capacity_turn": turn.how,
+                           "capacity_runs_ahead": turn.ahead, "capacity_yields": yields}
+        _tear_down(None, group)
+        yields += 1
+        log.info("A run ahead of it in the capacity queue arrived (higher priority, or claimed earlier): its "
+                 "pending placement group is removed and it waits for its turn again")
+
+
+def _check_fits(plan: Any, strategy: str) -> None:
+    """Fail at once when the cluster could never hold the plan, whatever else runs."""
+    import ray
+
     from syncmaster_ray.job.placement import fits_on_one_node, fits_somewhere
 
     cluster_total = ray.cluster_resources()
@@ -261,15 +306,6 @@ def _reserve(run_id: int, plan: Any, strategy: str, settings: Any) -> Any:
                 f"the transfer stages files on the Spark driver's disk, so it needs {_describe(plan.total)} on one "
                 f"node, but no node has that much (the largest has {_describe(largest)})"
             )
-    log.info("Placement group strategy %s for bundles %s", strategy, plan.bundles)
-    submission_id = submission_id_for(run_id, settings.job_namespace)
-    group = placement_group(plan.bundles, strategy=strategy, name=placement_group_name_for(submission_id))
-    try:
-        _wait_for_capacity(group, plan.total, settings)
-    except BaseException:
-        _tear_down(None, group)
-        raise
-    return group
 
 
 def _start_actor(run_id: int, plan: Any, group: Any, settings: Any) -> Any:
@@ -299,24 +335,35 @@ def _tear_down(actor: Any, group: Any) -> float:
     return released_at
 
 
-def _wait_for_capacity(group: Any, asked: dict[str, float], settings: Any) -> None:
-    """Wait for the group to be placed; idle standbys make way when it is not placed at once."""
+def _wait_for_capacity(group: Any, asked: dict[str, float], settings: Any, still_its_turn: Callable[[], bool],
+                       heartbeat: Callable[[], None], *, deadline: float) -> bool:
+    """Wait until ``deadline`` (monotonic) for the group to be placed: True once it is, False as soon as it is no
+    longer the run's turn (a run ahead arrived); ``heartbeat`` keeps the run's queue entry alive meanwhile. Idle
+    standbys make way when the group is not placed at once."""
     import ray
 
     from syncmaster_ray.job import standby
+    from syncmaster_ray.job.capacity_queue import HEARTBEAT_SECONDS, POLL_SECONDS
 
-    timeout = settings.ray.placement_timeout_seconds
     log.info("Waiting for cluster capacity: %s", _describe(asked))
-    started = time.monotonic()
-    ready, _ = ray.wait([group.ready()], timeout=min(timeout, STANDBY_EVICTION_AFTER_SECONDS))
+    ready, _ = ray.wait([group.ready()], timeout=min(max(deadline - time.monotonic(), 0),
+                                                     STANDBY_EVICTION_AFTER_SECONDS))
     if not ready and settings.ray.standbys_on and standby.evict_idle(standby.ray_namespace(settings)):
         log.info("Idle standbys evicted to make room for this run")
-    if not ready:
-        ready, _ = ray.wait([group.ready()], timeout=max(timeout - (time.monotonic() - started), 0))
+    beat = time.monotonic()
+    while not ready and (left := deadline - time.monotonic()) > 0:
+        if not still_its_turn():
+            return False
+        if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+            heartbeat()
+            beat = time.monotonic()
+        ready, _ = ray.wait([group.ready()], timeout=min(left, POLL_SECONDS))
     if not ready:
         raise ResourcesUnavailableError(
-            f"no capacity for {_describe(asked)} within {timeout:.0f} s (SYNCMASTER__RAY__PLACEMENT_TIMEOUT_SECONDS)"
+            f"no capacity for {_describe(asked)} within {settings.ray.placement_timeout_seconds:.0f} s "
+            "(SYNCMASTER__RAY__PLACEMENT_TIMEOUT_SECONDS)"
         )
+    return True
 
 
 def _describe(resources: dict[str, float]) -> str:

@@ -63,6 +63,7 @@ def test_status_shows_capacity_waiting_executing_and_failures_and_runs_queue_for
     assert seen["capacity"]["nodes"] == 1 and seen["capacity"]["total"]["CPU"] == 4
     assert seen["capacity"]["reserved"]["CPU"] == 3 and seen["free"]["CPU"] == 1
     assert seen["capacity"]["groups_waiting"] == 1
+    assert [(line["run_id"], line["queue_place"]) for line in seen["waiting"]] == [(runs[1].id, 1)]
     line = {line["run_id"]: line for line in seen["executing"]}[runs[0].id]
     assert line["log_url"].startswith(ray_head.dashboard_url) and line["phase"] == "transferring"
     failures = {line["run_id"]: line for line in seen["failures"]}
