@@ -2,7 +2,7 @@
 served within their slug's priority, across slugs. Each "run" is a real SyncMaster run claimed in order and a
 process doing the entrypoint's own reservation (``tests/fixtures/capacity_job.py``: the queue, then a real
 placement group), without Spark, so the order is checked in seconds. The same order with real transfers and
-Celery workers is ``test_soak.py``'s and ``test_capacity_queue_transfers``' (long tier).
+Celery workers is the last test here and ``test_soak.py`` (long tier).
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from syncmaster_ray.cli.run import send_run_task
 from syncmaster_ray.db.models import Status
 from syncmaster_ray.db.repository import utcnow
 from syncmaster_ray.errors import Phase
 from syncmaster_ray.queue_order import STALE_SECONDS
 from syncmaster_ray.status import gather
-from tests.fixtures.postgres_data import unique_table
-from tests.fixtures.runs import wait_for
+from syncmaster_ray_dev.local_cluster import LocalCeleryWorker
+from tests.fixtures.postgres_data import checksum, create_slow_view, create_source, unique_table
+from tests.fixtures.runs import wait_for, wait_for_end
 from tests.integration.test_transfer_postgres import make_transfer
 
 pytestmark = [pytest.mark.integration]
@@ -184,3 +186,51 @@ def test_runs_that_fit_together_go_together_and_dead_entries_hold_nobody(repo, c
     turns = [repo.get_record(holder.run_id).metrics["capacity_turn"] for holder in (first, second)]
     assert turns[0] == "first" and turns[1] in ("first", "backfill")
     assert repo.get_record(dead.run_id).phase == Phase.WAITING_FOR_CAPACITY  # still there, and ignored
+
+
+@pytest.mark.long
+@pytest.mark.postgres
+@pytest.mark.timeout(1800)
+def test_real_transfers_on_two_slugs_and_workers_give_the_big_run_capacity_before_later_small_ones(
+    repo, catalog, pg_connections, data_db_url, ray_head, app_env, tmp_path
+):
+    """The issue's case with real transfers, two Celery workers on two slugs: two 1-executor runs (2 CPUs each)
+    fill the head, then a 3-executor run (4 CPUs) waits, then two more 1-executor runs: the big run gets capacity
+    before both later small ones, and every run copies every row."""
+    slugs = [catalog.ensure_queue("e2e", f"Capacity E2E {name}") for name in ("A", "B")]
+    table, source = unique_table("cqe_src"), unique_table("cqe_slow")
+    create_source(data_db_url, table, rows=40_000)
+    create_slow_view(data_db_url, source, table, every=2000, pause_seconds=0.5)  # about 10 s of copying
+    env = {**app_env, "SYNCMASTER__RAY__ADDRESS": ray_head.dashboard_url}
+    workers = [LocalCeleryWorker(queues=queue.slug, env=env, concurrency=None, log_path=tmp_path / f"{i}.log")
+               for i, queue in enumerate(slugs)]
+    runs = []
+
+    def send(queue, executors: int) -> int:
+        transfer = make_transfer(catalog, queue, pg_connections, source, unique_table("cqe_dst"), executors)
+        run = repo.create_run(transfer.id)
+        send_run_task(run.id, queue.slug)
+        runs.append((run.id, transfer.target_params["table_name"]))
+        return run.id
+
+    def phase_of(run_id: int) -> str | None:
+        return getattr(repo.get_record(run_id), "phase", None)
+
+    try:
+        for worker in workers:
+            worker.start()
+        first_two = [send(slugs[0], 1), send(slugs[1], 1)]
+        wait_for(lambda: all(phase_of(run_id) == "transferring" for run_id in first_two), 600, "two small runs")
+        big = send(slugs[1], 3)
+        wait_for(lambda: phase_of(big) == "waiting_for_capacity", 300, "the big run to queue")
+        later = [send(slugs[0], 1), send(slugs[1], 1)]
+        finished = [wait_for_end(repo, run_id, timeout=1200) for run_id, _ in runs]
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    assert [run.status for run in finished] == ["FINISHED"] * 5, [repo.get_record(r.id).reason for r in finished]
+    granted = {run_id: repo.get_record(run_id).metrics["capacity_granted_at"] for run_id, _ in runs}
+    assert all(granted[big] < granted[run_id] for run_id in later), granted
+    expected = checksum(data_db_url, table, lowercase=False)
+    assert all(checksum(data_db_url, target, lowercase=True) == expected for _, target in runs)

@@ -49,8 +49,19 @@ def short_consumer_timeout() -> Iterator[int]:
                       else "application:unset_env(rabbit, consumer_timeout).")
 
 
-# About 4 min on this machine on a good day, up to 20 min on a day it runs 3-5x slower (every 2-executor run then
-# also waits until the 1-executor ones are gone: Ray places whatever group fits first).
+def overtaken(finished: list, repo) -> list[tuple[int, int]]:
+    """(a, b) for each run a that was in the capacity queue before run b, claimed before it too, and got capacity
+    after it, when b did not go by backfill (which it does only when a fitted as well)."""
+    metrics = {run.id: repo.get_record(run.id).metrics for run in finished}
+    claimed = {run.id: run.started_at for run in finished}
+    return [(a, b) for a in metrics for b in metrics
+            if claimed[a] < claimed[b] and "capacity_queued_at" in metrics[a] and "capacity_queued_at" in metrics[b]
+            and metrics[a]["capacity_queued_at"] < metrics[b]["capacity_queued_at"]
+            and metrics[b]["capacity_granted_at"] < metrics[a]["capacity_granted_at"]
+            and metrics[b]["capacity_turn"] != "backfill"]
+
+
+# About 4 min on this machine on a good day, up to 20 min on a day it runs 3-5x slower.
 @pytest.mark.timeout(2700)
 def test_a_dozen_runs_over_two_slugs_outlive_the_consumer_timeout_all_finish_and_leave_nothing_behind(
     repo, catalog, pg_connections, data_db_url, ray_head, app_env, tmp_path, short_consumer_timeout
@@ -95,6 +106,7 @@ def test_a_dozen_runs_over_two_slugs_outlive_the_consumer_timeout_all_finish_and
     waits = [repo.get_record(run.id).metrics.get("capacity_wait_seconds", 0) for run in finished]
     assert max(waits) > 5, f"no run had to wait for capacity: {waits}"
     print(f"longest run {longest:.0f} s, capacity waits {sorted(waits)}")
+    assert overtaken(finished, repo) == [], "runs waited while runs claimed after them got capacity"
     # One Ray job per run: no message was redelivered and run a second time.
     names = [actor["name"] for actor in transfer_actors(ray_head, earlier_actors)]
     assert len(names) == RUNS and len(set(names)) == RUNS, names
