@@ -113,6 +113,17 @@ class WorkerSettings(BaseModel):
         default=30, ge=0, description="How often each worker looks for runs whose worker is gone (each such run "
         "is settled by exactly one worker). 0: never (then schedule `syncmaster-ray run reconcile`).",
     )
+    attempts: int = Field(
+        default=3, ge=1, le=10,
+        description="How many times a run is tried when it fails transiently (its transfer actor or node lost, "
+        "the Ray job lost with its head, the Jobs API unavailable, a connection refused or reset), each attempt a "
+        "Ray job of its own (`...-run-<id>-attempt-<K>`). Only when the failed attempt cannot have written part of "
+        "the target (it writes atomically, or failed reading). Permanent failures are never tried again. 1: off.",
+    )
+    attempt_delays_seconds: list[float] = Field(
+        default_factory=lambda: [10.0, 60.0],
+        description="Seconds before the 2nd, 3rd, ... attempt (the last one repeats), e.g. `[10, 60]`.",
+    )
     run_timeout_seconds: float = Field(
         default=24 * 3600, ge=0, description="A run still going this long after it started (waiting for capacity "
         "included) has its Ray job stopped and ends FAILED with `timed_out`. 0: no limit.",

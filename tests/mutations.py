@@ -44,6 +44,16 @@ MUTATIONS = (
              "syncmaster_ray/queue_order.py", "    if position == 0:\n",
              "    if True:\n",
              ("tests/integration/test_capacity_queue.py",)),
+    Mutation("attempts_never_retried", "a transient failure is tried again as a job of its own",
+             SUPERVISOR, "        if not self._retryable(run_id, submission_id, verdict):\n",
+             "        if True:\n",
+             ("tests/integration/test_attempts.py::test_a_transient_failure_is_tried_again_as_a_job_of_its_own_and_"
+              "the_run_finishes",)),
+    Mutation("partial_writes_retried", "a run that may have written part of its target is not tried again",
+             "syncmaster_ray/attempts.py", "    return atomic_write is None or atomic_write or code",
+             "    return True or code",
+             ("tests/integration/test_attempts.py::test_permanent_failures_and_possibly_partial_writes_get_one_"
+              "attempt",)),
     Mutation("skip_fit_check", "a transfer bigger than the cluster fails at once, reserving nothing",
              ENTRYPOINT, "    if not fits_somewhere(plan, cluster_total):", "    if False:",
              (f"{POSTGRES}::test_transfer_bigger_than_the_cluster_fails_at_once_naming_what_it_asked",)),
@@ -134,7 +144,7 @@ MUTATIONS = (
              SUPERVISOR, "                    and self.repo.is_settled(run_id))", ")",
              (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
     Mutation("prune_jobs_not_ours", "retention never deletes a job another tool submitted",
-             SUPERVISOR, "            return (run_id is not None and submission_id == submission_id_for(run_id, "
+             SUPERVISOR, "            return (run_id is not None and is_submission_of(submission_id, run_id, "
              "namespace)\n                    and self.repo.is_settled(run_id))",
              "            return run_id is None or self.repo.is_settled(run_id)",
              (f"{FOOTPRINT}::test_retention_keeps_the_jobs_of_unsettled_runs_and_jobs_not_ours",)),
@@ -147,9 +157,9 @@ MUTATIONS = (
              (ONE_RUN,)),
     Mutation("fernet_key_in_actor_name", "the Fernet key never reaches the state API (the per-run check does "
              "not look there: only the final scan does)",
-             ENTRYPOINT, "        name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),",
-             '        name=f"{actor_name_for(submission_id_for(run_id, settings.job_namespace))}-'
-             '{settings.secret_key}",',
+             ENTRYPOINT, "    submission_id = submission_id_for(run_id, settings.job_namespace, attempt)\n",
+             '    submission_id = f"{submission_id_for(run_id, settings.job_namespace, attempt)}-'
+             '{settings.secret_key}"\n',
              (ONE_RUN,)),
     Mutation("database_url_in_job_log", "the database URL never reaches a job's log",
              ENTRYPOINT, "    secrets = settings.secret_values()\n",

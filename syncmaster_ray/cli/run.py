@@ -89,6 +89,7 @@ def start(
 def show(run_id: int = typer.Argument(..., help="Run id.")) -> None:
     """Show a run: status, times, log URL, Ray job, the copy's progress while it runs and, for failures, the
     reason."""
+    from syncmaster_ray.attempts import FailedAttempt, listed
     from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository
     from syncmaster_ray.status import progress_text
 
@@ -105,6 +106,9 @@ def show(run_id: int = typer.Argument(..., help="Run id.")) -> None:
     ]
     if record is not None:
         rows += [("ray job", f"{record.submission_id} ({record.ray_job_status})")]
+        if record.attempts:
+            earlier = listed([FailedAttempt(**item) for item in record.attempts])
+            rows += [("attempt", f"{record.attempt or 1}; earlier: {earlier}")]
         if record.progress and run.status in ACTIVE_STATUSES:
             rows += [("progress", progress_text(record.progress))]
         if record.reason:

@@ -168,6 +168,22 @@ class RunRepository:
             )
             return result.rowcount == 1
 
+    def start_attempt(self, run_id: int, *, supervisor: str, log_url: str, **fields: Any) -> bool:
+        """Point the run at its next attempt: our row's columns (the new submission id, attempt, a cleared outcome)
+        and SyncMaster's ``log_url``, in one transaction, only while ``supervisor`` holds the lease and the run is
+        STARTED (a stop asked for meanwhile wins)."""
+        with self.session() as session:
+            result = session.execute(
+                update(RayRun)
+                .where(RayRun.run_id == run_id, RayRun.supervisor == supervisor,
+                       select(Run.id).where(Run.id == run_id, Run.status == Status.STARTED.value).exists())
+                .values(supervised_at=utcnow(), updated_at=utcnow(), **fields)
+            )
+            if result.rowcount != 1:
+                return False
+            session.execute(update(Run).where(Run.id == run_id).values(log_url=log_url[:512]))
+            return True
+
     def release_lease(self, run_id: int, *, supervisor: str) -> bool:
         """Give the run up (a worker shutting down): any worker may take it over at once."""
         with self.session() as session:

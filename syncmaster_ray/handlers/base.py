@@ -56,6 +56,9 @@ class Handler(ABC, Generic[ConnectionModelT]):
     # True when this side reads or writes files on the Spark driver's local disk, which executors must see too:
     # the job then reserves the driver and every executor on one node (a STRICT_PACK placement group).
     driver_local_files: bool = False
+    # True when a write either completes or leaves the target as it was, even if the process dies mid-write (a
+    # staging table swapped in, one commit): a failed run may then be tried again (attempts.py).
+    atomic_write: ClassVar[bool] = False
 
     def __init__(self, *, connection: ConnectionSpec, params: dict[str, Any], spec: RunSpec, role: Role,
                  context: HandlerContext | None = None) -> None:

@@ -122,6 +122,7 @@ class IcebergHandler(DBHandler[IcebergConnection]):
     default_if_exists = "replace_overlapping_partitions"
     partitioned_reads = False
     filters_run_in_spark = True
+    atomic_write = True  # each write is one Iceberg commit
     maven_packages = (
         "org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.0",
         "org.apache.iceberg:iceberg-aws-bundle:1.10.0",

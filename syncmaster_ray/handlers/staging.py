@@ -87,6 +87,7 @@ class StagedWriteMixin(DBHandler):
     the swap and the cleanup name exactly the tables the writer made, whatever their case or characters.
     """
 
+    atomic_write = True
     # Tables next to the target that only a killed run leaves behind: dropped before each write.
     leftover_suffixes: ClassVar[tuple[str, ...]] = (STAGING_SUFFIX,)
 

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m syncmaster_ray.job", description=__doc__.splitlines()[0])
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--run-id", type=int, help="SyncMaster run.id to execute")
+    parser.add_argument("--attempt", type=int, default=1, help="which attempt of the run this job is (default 1)")
     what.add_argument("--standbys", choices=("start", "stop"),
                       help="start the missing standby transfer actors, or stop the idle ones")
     args = parser.parse_args(argv)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return manage_standbys(args.standbys)
     # Ray's stop_job sends SIGTERM first: turn it into an exception so every ``finally`` below runs.
     signal.signal(signal.SIGTERM, _raise_stopped)
-    return run_job(args.run_id)
+    return run_job(args.run_id, args.attempt)
 
 
 def exit_now(code: int) -> None:
@@ -88,7 +89,7 @@ def manage_standbys(action: str) -> int:
     return 0
 
 
-def run_job(run_id: int) -> int:
+def run_job(run_id: int, attempt: int = 1) -> int:
     from syncmaster_ray.db.engine import get_engine
     from syncmaster_ray.db.repository import RunRepository
     from syncmaster_ray.settings import get_settings
@@ -107,7 +108,7 @@ def run_job(run_id: int) -> int:
         refused_node = node_env.refusal(os.environ)
         if refused_node:  # the node's secrets would be in every process of it, users' SQL included
             raise ConfigError(refused_node)
-        result = _execute(run_id, settings, repo)
+        result = _execute(run_id, attempt, settings, repo)
     except BaseException as exc:
         result = RunOutcome.failed(exc, secrets)
     duration = round(time.monotonic() - started, 3)
@@ -125,9 +126,10 @@ def run_job(run_id: int) -> int:
     return 1
 
 
-def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
+def _execute(run_id: int, attempt: int, settings: Any, repo: Any) -> RunOutcome:
     import ray
 
+    from syncmaster_ray.ids import submission_id_for
     from syncmaster_ray.job import standby
     from syncmaster_ray.job.placement import placement_strategy, plan_placement
     from syncmaster_ray.job.session import can_use_standby, run_shape
@@ -135,6 +137,9 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
 
     spec = repo.load_run_spec(run_id, settings.secret_key)
     handlers = build_handlers(spec, settings.spark)  # fail on bad params before reserving anything
+    # Whether another attempt could follow this one if it failed mid-write (attempts.py).
+    repo.record(run_id, atomic_write=handlers[1].atomic_write)
+    submission_id = submission_id_for(run_id, settings.job_namespace, attempt)
     plan = plan_placement(
         spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes
     )
@@ -158,12 +163,13 @@ def _execute(run_id: int, settings: Any, repo: Any) -> RunOutcome:
                 replaced = _replenish_standbys(settings, repo, only_if_room=True, claimed=claimed.name)
         waiting = time.monotonic()
         if group is None:
-            group, queue_metrics = _reserve(run_id, plan, placement_strategy(handlers), settings, repo)
+            group, queue_metrics = _reserve(run_id, submission_id, plan, placement_strategy(handlers), settings,
+                                            repo)
         capacity_wait = round(time.monotonic() - waiting, 3)
         granted_at = time.time()
         repo.record(run_id, phase=Phase.TRANSFERRING)
         if actor is None:
-            actor = _start_actor(run_id, plan, group, settings)
+            actor = _start_actor(run_id, submission_id, plan, group)
         try:
             result = ray.get(actor.run.remote(group, plan.executor_bundle_indexes))
         except ray.exceptions.RayActorError:
@@ -253,12 +259,13 @@ def _anyone_waiting(repo: Any) -> bool:
     return bool(repo.capacity_queue(STALE_SECONDS, cluster_id()))
 
 
-def _reserve(run_id: int, plan: Any, strategy: str, settings: Any, repo: Any) -> tuple[Any, dict[str, Any]]:
+def _reserve(run_id: int, submission_id: str, plan: Any, strategy: str, settings: Any, repo: Any
+             ) -> tuple[Any, dict[str, Any]]:
     """The run's placement group, once it is the run's turn in the capacity queue and the group is placed, with
     the queue's figures for the run's metrics; fails fast if the cluster can never hold it."""
     from ray.util.placement_group import placement_group
 
-    from syncmaster_ray.ids import placement_group_name_for, submission_id_for
+    from syncmaster_ray.ids import placement_group_name_for
     from syncmaster_ray.job import capacity_queue
 
     _check_fits(plan, strategy)
@@ -266,7 +273,7 @@ def _reserve(run_id: int, plan: Any, strategy: str, settings: Any, repo: Any) ->
                                          capacity_queue.cluster_free)
     queued_at, deadline = time.time(), time.monotonic() + settings.ray.placement_timeout_seconds
     queue.join(run_id, plan.total)
-    name, yields = placement_group_name_for(submission_id_for(run_id, settings.job_namespace)), 0
+    name, yields = placement_group_name_for(submission_id), 0
     while True:
         turn = queue.wait_for_turn(run_id, deadline)
         log.info("Its turn for capacity (%s, %d run(s) ahead, %.1f s in the queue); placement group strategy %s "
@@ -308,17 +315,11 @@ def _check_fits(plan: Any, strategy: str) -> None:
             )
 
 
-def _start_actor(run_id: int, plan: Any, group: Any, settings: Any) -> Any:
-    from syncmaster_ray.ids import actor_name_for, submission_id_for
+def _start_actor(run_id: int, submission_id: str, plan: Any, group: Any) -> Any:
+    from syncmaster_ray.ids import actor_name_for
     from syncmaster_ray.job.actor import TransferActor, spawn
 
-    return spawn(
-        TransferActor,
-        run_id,
-        group=group,
-        plan=plan,
-        name=actor_name_for(submission_id_for(run_id, settings.job_namespace)),
-    )
+    return spawn(TransferActor, run_id, group=group, plan=plan, name=actor_name_for(submission_id))
 
 
 def _tear_down(actor: Any, group: Any) -> float:

@@ -2,7 +2,8 @@
 
 take (claim a CREATED run, or take over one whose supervision lease is stale) -> wait for a free slot of this
 worker -> submit the Ray job (never twice) -> watch it, forwarding SEND_STOP_SIGNAL, renewing the lease -> persist
-the job's message and log tail -> write FINISHED / FAILED / STOPPED and the reason in one transaction.
+the job's message and log tail -> a transient failure that is safe to repeat: wait, then the next attempt, a Ray
+job of its own (``attempts.py``) -> write FINISHED / FAILED / STOPPED and the reason in one transaction.
 
 Workers also settle runs whose supervisor is gone (``reconcile``): any worker may, and exactly one does per run.
 """
@@ -21,11 +22,12 @@ from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from syncmaster_ray.attempts import FailedAttempt, delay_before, is_safe_to_repeat, is_transient, listed
 from syncmaster_ray.db.engine import get_engine
 from syncmaster_ray.db.models import Run, Status
 from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository, utcnow
 from syncmaster_ray.errors import ErrorCode, JobLostError, LeaseLost, Phase, SubmitUnavailableError, SyncmasterRayError
-from syncmaster_ray.ids import run_id_of, submission_id_for
+from syncmaster_ray.ids import attempt_of, is_submission_of, run_id_of, submission_id_for
 from syncmaster_ray.links import render_log_url
 from syncmaster_ray.outcome import classify
 from syncmaster_ray.ray_client import JobSnapshot, JobState, RayJobs
@@ -136,12 +138,12 @@ class RunSupervisor:
         if status == Status.SEND_STOP_SIGNAL and not was_submitted(record):
             self._finish(run_id, Verdict.stopped("stopped before its Ray job was submitted"), "-")
             return None
-        if status is not None and status.value in ACTIVE_STATUSES and record is not None \
-                and record.submission_id == submission_id:
+        if status is not None and status.value in ACTIVE_STATUSES and record is not None and record.submission_id \
+                and is_submission_of(record.submission_id, run_id, self.settings.job_namespace):
             if self.repo.take_over(run_id, supervisor=self.worker_id, stale_seconds=self.stale_seconds):
                 log.warning("Run %s is %s and nobody supervises it: taking it over (Ray job %s)", run_id, status,
-                            submission_id)
-                return Taken(run_id, submission_id, slug, took_over=True)
+                            record.submission_id)
+                return Taken(run_id, record.submission_id, slug, took_over=True)
             log.info("Run %s is supervised by a live worker: skipped", run_id)
             return None
         log.info("Run %s is %s: not ours to run, skipped", run_id, status)
@@ -169,13 +171,77 @@ class RunSupervisor:
         try:
             if slot is not None and not slot(lambda: self._still_wanted(run_id)):
                 return self._settle_unsubmitted(run_id)
-            verdict = self._run_job(run_id, submission_id)
+            while True:
+                verdict = self._run_job(run_id, submission_id)
+                submission_id, verdict = self._next_attempt(run_id, submission_id, verdict)
+                if submission_id is None:
+                    break
+            verdict = self._with_earlier_attempts(run_id, verdict)
         except LeaseLost:
             log.warning("Run %s was taken over by another worker: no longer watched here", run_id)
             return None
-        self._finish(run_id, verdict, submission_id)
-        self._prune_old_jobs(submission_id)
+        self._finish(run_id, verdict, taken.submission_id)
+        self._prune_old_jobs(self.repo.get_record(run_id).submission_id or taken.submission_id)
         return verdict
+
+    # --- attempts ------------------------------------------------------------------------------------------------
+    def _retryable(self, run_id: int, submission_id: str, verdict: Verdict) -> bool:
+        """Whether a failed attempt gets another (``attempts.py``): a transient failure, safe to repeat, with
+        attempts left."""
+        record = self.repo.get_record(run_id)
+        return (verdict.status is Status.FAILED and attempt_of(submission_id) < self.settings.worker.attempts
+                and is_transient(verdict.code, verdict.reason)
+                and is_safe_to_repeat(verdict.code, getattr(record, "atomic_write", None)))
+
+    def _next_attempt(self, run_id: int, submission_id: str, verdict: Verdict) -> tuple[str | None, Verdict]:
+        """(the next attempt's submission id, once it may be submitted; or None and the verdict that stands).
+        The failed attempt is added to the run's list; a stop asked for during the pause ends the run STOPPED."""
+        if not self._retryable(run_id, submission_id, verdict):
+            return None, verdict
+        attempt = attempt_of(submission_id)
+        record = self.repo.get_record(run_id)
+        failed = {"attempt": attempt, "submission_id": submission_id, "code": verdict.code, "reason": verdict.reason}
+        earlier = [*(record.attempts or []), failed]
+        self._renew(run_id, attempts=earlier)
+        delay = delay_before(attempt + 1, self.settings.worker.attempt_delays_seconds)
+        log.warning("Run %s: attempt %d failed [%s]; attempt %d in %.0f s", run_id, attempt, verdict.code,
+                    attempt + 1, delay)
+        if not self._pause(run_id, delay):
+            return None, Verdict.stopped("stopped on request between attempts")
+        next_id = submission_id_for(run_id, self.settings.job_namespace, attempt + 1)
+        run = self.repo.get_run(run_id)
+        log_url = render_log_url(self.settings.worker.log_url_template, self.settings.ray.public_dashboard_url,
+                                 run=run, correlation_id=record.correlation_id or "", submission_id=next_id)
+        if not self.repo.start_attempt(run_id, supervisor=self.worker_id, log_url=log_url, submission_id=next_id,
+                                       attempt=attempt + 1, submitted_at=None, ray_job_status=JobState.PENDING.value,
+                                       error_code=None, reason=None, job_message=None, phase=None, progress=None):
+            if self.repo.get_status(run_id) == Status.SEND_STOP_SIGNAL:
+                return None, Verdict.stopped("stopped on request between attempts")
+            raise LeaseLost(run_id)
+        return next_id, verdict
+
+    def _pause(self, run_id: int, seconds: float) -> bool:
+        """Wait ``seconds``, renewing the lease; False as soon as the run is no longer STARTED (a stop)."""
+        until = time.monotonic() + seconds
+        while True:
+            self._renew(run_id)
+            if self.repo.get_status(run_id) != Status.STARTED:
+                return False
+            left = until - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, self.settings.worker.job_poll_interval_seconds))
+
+    def _with_earlier_attempts(self, run_id: int, verdict: Verdict) -> Verdict:
+        """A failed run's reason lists every attempt when there was more than one."""
+        record = self.repo.get_record(run_id)
+        earlier = (record.attempts or []) if record is not None else []
+        if verdict.status is not Status.FAILED or not earlier:
+            return verdict
+        attempts = [FailedAttempt(**item) for item in earlier]
+        last = FailedAttempt(attempt=(record.attempt or 1), submission_id=record.submission_id or "",
+                             code=verdict.code, reason=verdict.reason)
+        return Verdict.failed(verdict.code or ErrorCode.INTERNAL, listed(attempts, last))
 
     def _still_wanted(self, run_id: int) -> bool:
         """While the run waits for a slot: renew the lease; False once a stop was asked for or it ended."""
@@ -223,9 +289,11 @@ class RunSupervisor:
             raise LeaseLost(run_id)
         # Marked before the call: a worker lost right after it must not submit a second job.
         self._renew(run_id, submitted_at=utcnow())
+        attempt = attempt_of(submission_id)
         self._within_grace("submit the Ray job", lambda: jobs.submit(
             submission_id=submission_id,
-            entrypoint=f"{self.settings.ray.job_python} -m syncmaster_ray.job --run-id {run_id}",
+            entrypoint=f"{self.settings.ray.job_python} -m syncmaster_ray.job --run-id {run_id}"
+                       + (f" --attempt {attempt}" if attempt > 1 else ""),
             metadata={"syncmaster_run_id": str(run_id), "submitted_by": "syncmaster-ray"},
         ), run_id)
         return True
@@ -371,7 +439,9 @@ class RunSupervisor:
         if snapshot.state is not JobState.MISSING:
             tail = self._persist_logs(jobs, run_id, submission_id, snapshot)
         verdict = self._judge(run_id, snapshot, stop_requested, log_tail=tail)
-        self._finish(run_id, verdict, submission_id)
+        if self._retryable(run_id, submission_id, verdict):  # the worker taking it over starts the next attempt
+            return self.hand_back(run_id, slug)
+        self._finish(run_id, self._with_earlier_attempts(run_id, verdict), submission_id)
         return verdict.status.value
 
     def hand_back(self, run_id: int, slug: str) -> str:
@@ -431,7 +501,7 @@ class RunSupervisor:
 
         def is_ours_and_settled(submission_id: str) -> bool:
             run_id = run_id_of(submission_id)
-            return (run_id is not None and submission_id == submission_id_for(run_id, namespace)
+            return (run_id is not None and is_submission_of(submission_id, run_id, namespace)
                     and self.repo.is_settled(run_id))
 
         retention = self.settings.ray.job_retention_seconds
