@@ -4,8 +4,9 @@ A failure is worth another attempt when it is transient: the transfer actor or i
 (``actor_died``), the Ray job vanished with a restarting head (``job_lost``), the Jobs API could not take the job
 (``submit``), or a source or target dropped or refused the connection. A permanent one (a missing table, bad
 credentials, bad params, forbidden SQL, a timeout, a stop) never is. Another attempt is also only safe when the
-failed one cannot have left a partial write: its target writes atomically (a staging table swapped in, an Iceberg
-commit), or it failed before writing (a source error, or a job that never got as far as its handlers).
+failed one cannot have left a partial write nor rows a repeat would duplicate: the run replaces its target
+atomically (a staging table swapped in, an Iceberg commit; not an incremental run, which appends), or it failed
+before writing (a source error, or a job that never got as far as its handlers).
 """
 
 from __future__ import annotations
@@ -52,11 +53,11 @@ def is_transient(code: str | None, reason: str | None) -> bool:
     return code in CONNECTION_CODES and bool(_CONNECTION_LOST.search(text)) and not _PERMANENT.search(text)
 
 
-def is_safe_to_repeat(code: str | None, atomic_write: bool | None) -> bool:
-    """Whether the failed attempt cannot have written part of the target: the target writes atomically, the
-    attempt failed reading (``source``: nothing written), or it never told (None: its job stopped before it
-    connected its handlers, or never ran)."""
-    return atomic_write is None or atomic_write or code == ErrorCode.SOURCE
+def is_safe_to_repeat(code: str | None, repeatable: bool | None) -> bool:
+    """Whether repeating the failed attempt can neither half-write nor duplicate: the run replaces its target
+    atomically (``repeatable``), the attempt failed reading (``source``: nothing written), or it never told (None:
+    its job stopped before it had its handlers, or never ran)."""
+    return repeatable is None or repeatable or code == ErrorCode.SOURCE
 
 
 def delay_before(attempt: int, delays: Sequence[float]) -> float:

@@ -117,8 +117,9 @@ class WorkerSettings(BaseModel):
         default=3, ge=1, le=10,
         description="How many times a run is tried when it fails transiently (its transfer actor or node lost, "
         "the Ray job lost with its head, the Jobs API unavailable, a connection refused or reset), each attempt a "
-        "Ray job of its own (`...-run-<id>-attempt-<K>`). Only when the failed attempt cannot have written part of "
-        "the target (it writes atomically, or failed reading). Permanent failures are never tried again. 1: off.",
+        "Ray job of its own (`...-run-<id>-attempt-<K>`). Only when a repeat can neither half-write nor duplicate "
+        "(the run replaces its target atomically: Postgres, MySQL, Iceberg, full strategy; or it failed reading). "
+        "Permanent failures are never tried again. 1: off.",
     )
     attempt_delays_seconds: list[float] = Field(
         default_factory=lambda: [10.0, 60.0],

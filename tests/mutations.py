@@ -50,7 +50,7 @@ MUTATIONS = (
              ("tests/integration/test_attempts.py::test_a_transient_failure_is_tried_again_as_a_job_of_its_own_and_"
               "the_run_finishes",)),
     Mutation("partial_writes_retried", "a run that may have written part of its target is not tried again",
-             "syncmaster_ray/attempts.py", "    return atomic_write is None or atomic_write or code",
+             "syncmaster_ray/attempts.py", "    return repeatable is None or repeatable or code",
              "    return True or code",
              ("tests/integration/test_attempts.py::test_permanent_failures_and_possibly_partial_writes_get_one_"
               "attempt",)),

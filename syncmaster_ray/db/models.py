@@ -249,11 +249,12 @@ class RayRun(Base):
     # Set by the Ray job: "waiting_for_capacity", then "transferring"; "ended" once it recorded its outcome.
     phase: Mapped[str | None] = mapped_column(String(32), nullable=True)
     duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # Attempts (attempts.py): the current one (NULL: the first), the failed ones before it, and whether the
-    # run's target writes atomically (set by the job once it has its handlers; NULL: it never got that far).
+    # Attempts (attempts.py): the current one (NULL: the first), the failed ones before it, and whether a failed
+    # attempt's write may be repeated (an atomic replace: set by the job once it has its handlers; NULL: it never
+    # got that far).
     attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
-    atomic_write: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    repeatable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     # While waiting for capacity (job/capacity_queue.py): the cluster (its GCS address), what the run asks for and
     # the job's last heartbeat.
     capacity_cluster: Mapped[str | None] = mapped_column(String(256), nullable=True)

@@ -137,8 +137,9 @@ def _execute(run_id: int, attempt: int, settings: Any, repo: Any) -> RunOutcome:
 
     spec = repo.load_run_spec(run_id, settings.secret_key)
     handlers = build_handlers(spec, settings.spark)  # fail on bad params before reserving anything
-    # Whether another attempt could follow this one if it failed mid-write (attempts.py).
-    repo.record(run_id, atomic_write=handlers[1].atomic_write)
+    # Whether another attempt may follow this one if it fails mid-write (attempts.py): only when a repeat can
+    # neither half-write nor duplicate rows, i.e. an atomic replace (an incremental run appends its increment).
+    repo.record(run_id, repeatable=handlers[1].atomic_write and not handlers[1].incremental)
     submission_id = submission_id_for(run_id, settings.job_namespace, attempt)
     plan = plan_placement(
         spec.resources, driver_cpus=settings.ray.driver_cpus, driver_memory_bytes=settings.ray.driver_memory_bytes

@@ -191,7 +191,7 @@ class RunSupervisor:
         record = self.repo.get_record(run_id)
         return (verdict.status is Status.FAILED and attempt_of(submission_id) < self.settings.worker.attempts
                 and is_transient(verdict.code, verdict.reason)
-                and is_safe_to_repeat(verdict.code, getattr(record, "atomic_write", None)))
+                and is_safe_to_repeat(verdict.code, getattr(record, "repeatable", None)))
 
     def _next_attempt(self, run_id: int, submission_id: str, verdict: Verdict) -> tuple[str | None, Verdict]:
         """(the next attempt's submission id, once it may be submitted; or None and the verdict that stands).

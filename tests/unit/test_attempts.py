@@ -37,11 +37,11 @@ def test_permanent_failures(code, reason):
 
 
 def test_another_attempt_is_safe_only_without_a_possible_partial_write():
-    assert is_safe_to_repeat("actor_died", atomic_write=True)
-    assert is_safe_to_repeat("actor_died", atomic_write=None)  # the job never got as far as its handlers
-    assert is_safe_to_repeat("source", atomic_write=False)  # reading failed: nothing written
-    assert not is_safe_to_repeat("actor_died", atomic_write=False)
-    assert not is_safe_to_repeat("target", atomic_write=False)
+    assert is_safe_to_repeat("actor_died", repeatable=True)
+    assert is_safe_to_repeat("actor_died", repeatable=None)  # the job never got as far as its handlers
+    assert is_safe_to_repeat("source", repeatable=False)  # reading failed: nothing written
+    assert not is_safe_to_repeat("actor_died", repeatable=False)
+    assert not is_safe_to_repeat("target", repeatable=False)
 
 
 def test_delays_repeat_the_last_one():

@@ -1,4 +1,4 @@
-"""Attempts: the current attempt of a run, the failed ones before it, and whether its target writes atomically.
+"""Attempts: the current attempt of a run, the failed ones before it, and whether its write may be repeated.
 
 Revision ID: 0009
 Revises: 0008
@@ -18,10 +18,10 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("syncmaster_ray_run", sa.Column("attempt", sa.Integer(), nullable=True))
     op.add_column("syncmaster_ray_run", sa.Column("attempts", sa.JSON(), nullable=True))
-    op.add_column("syncmaster_ray_run", sa.Column("atomic_write", sa.Boolean(), nullable=True))
+    op.add_column("syncmaster_ray_run", sa.Column("repeatable", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column("syncmaster_ray_run", "atomic_write")
+    op.drop_column("syncmaster_ray_run", "repeatable")
     op.drop_column("syncmaster_ray_run", "attempts")
     op.drop_column("syncmaster_ray_run", "attempt")
