@@ -1,15 +1,16 @@
-"""The Ray job entrypoint: ``python -m syncmaster_ray.job --run-id N``.
+"""The Ray job entrypoint: ``python -m syncmaster_ray.job --run-id N [--attempt K]``.
 
-It gets only the run id. Settings (database, Fernet key) come from the node's environment or the file named by
-``SYNCMASTER_RAY_ENV_FILE``, so no secret appears in the entrypoint, runtime_env or metadata on the dashboard.
+It gets only the run id (and which attempt of the run it is, ``attempts.py``). Settings (database, Fernet key)
+come from the node's environment or the file named by ``SYNCMASTER_RAY_ENV_FILE``, so no secret appears in the
+entrypoint, runtime_env or metadata on the dashboard.
 
-Lifecycle: load and validate the spec -> reserve every executor and the driver with one placement group and wait
-for it -> start the transfer actor in the driver bundle -> kill the actor and remove the group (``finally``) ->
-record the outcome -> exit at once (``exit_now``). Exit code 0 on success, 1 on failure (the reason is in our
-table). With standbys on
-(``SYNCMASTER__RAY__STANDBY_DRIVERS``), a run of their shape claims one (its actor and group) instead of reserving
-and starting its own and starts its replacement right after the claim; a job that did not start one starts the
-missing standby at its end.
+Lifecycle: load and validate the spec -> wait for the run's turn in the cluster's capacity queue
+(``capacity_queue``) -> reserve every executor and the driver with one placement group and wait for it -> start
+the transfer actor in the driver bundle -> kill the actor and remove the group (``finally``) -> record the
+outcome -> exit at once (``exit_now``). Exit code 0 on success, 1 on failure (the reason is in our table). With
+standbys on (``SYNCMASTER__RAY__STANDBY_DRIVERS``), a run of their shape claims one (its actor and group) instead
+of reserving and starting its own, when no run waits for capacity, and starts its replacement right after the
+claim; a job that did not start one starts the missing standby at its end.
 
 ``python -m syncmaster_ray.job --standbys start|stop`` starts the missing standbys, or stops the idle ones.
 """
@@ -277,8 +278,8 @@ def _reserve(run_id: int, submission_id: str, plan: Any, strategy: str, settings
     name, yields = placement_group_name_for(submission_id), 0
     while True:
         turn = queue.wait_for_turn(run_id, deadline)
-        log.info("Its turn for capacity (%s, %d run(s) ahead, %.1f s in the queue); placement group strategy %s "
-                 "for bundles %s", turn.how, turn.ahead, turn.queued_seconds, strategy, plan.bundles)
+        log.info("Placement group strategy %s for bundles %s (its turn in the capacity queue: %s, %d run(s) "
+                 "ahead, %.1f s in the queue)", strategy, plan.bundles, turn.how, turn.ahead, turn.queued_seconds)
         group = placement_group(plan.bundles, strategy=strategy, name=name)
         try:
             placed = _wait_for_capacity(group, plan.total, settings, lambda: queue.turn(run_id)[0] is not None,

@@ -201,8 +201,9 @@ class RunSupervisor:
         attempt = attempt_of(submission_id)
         record = self.repo.get_record(run_id)
         failed = {"attempt": attempt, "submission_id": submission_id, "code": verdict.code, "reason": verdict.reason}
-        earlier = [*(record.attempts or []), failed]
-        self._renew(run_id, attempts=earlier)
+        # A worker taking the run over during the pause judges the same failed attempt again: listed once.
+        earlier = [item for item in record.attempts or [] if item.get("submission_id") != submission_id]
+        self._renew(run_id, attempts=[*earlier, failed])
         delay = delay_before(attempt + 1, self.settings.worker.attempt_delays_seconds)
         log.warning("Run %s: attempt %d failed [%s]; attempt %d in %.0f s", run_id, attempt, verdict.code,
                     attempt + 1, delay)

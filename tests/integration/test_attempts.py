@@ -28,7 +28,7 @@ from tests.integration.test_mid_run_failures import (  # noqa: F401
     slow_source,
     source_and_target,
 )
-from tests.integration.test_supervision import new_run, real_id, supervisor_for  # noqa: F401
+from tests.integration.test_supervision import claim_as, new_run, real_id, supervisor_for  # noqa: F401
 from tests.integration.test_transfer_postgres import job_info, make_transfer
 
 pytestmark = [pytest.mark.integration]
@@ -102,6 +102,25 @@ def test_a_stop_between_attempts_ends_the_run_stopped_without_another_job(repo, 
 
     assert verdict.status is Status.STOPPED and "between attempts" in verdict.reason
     assert RayJobs(ray_head.dashboard_url).snapshot(f"{real_id(run)}-attempt-2").state is JobState.MISSING
+
+
+def test_a_worker_taking_over_during_the_pause_starts_the_next_attempt_once(repo, new_run, supervisor_for, ray_head):
+    """The first worker died in the pause after attempt 1 failed (its lease went stale): the one taking the run over
+    judges the ended attempt again, lists it once, and starts attempt 2."""
+    run = new_run()
+    first = real_id(run)
+    claim_as(repo, run, "w-dead", first, lease_age=3600, submitted=True)
+    jobs = RayJobs(ray_head.dashboard_url)
+    jobs.submit(submission_id=first, entrypoint=f"{flaky(1)} -m syncmaster_ray.job --run-id {run.id}", metadata={})
+    wait_for(lambda: jobs.snapshot(first).state is JobState.FAILED, 120, "attempt 1 to fail")
+    repo.record(run.id, attempts=[{"attempt": 1, "submission_id": first, "code": "actor_died", "reason": "r"}])
+    supervisor, taken = supervise(supervisor_for, run, flaky(1))
+
+    assert taken is not None and taken.took_over and taken.submission_id == first
+    assert supervisor.supervise(taken).status is Status.FINISHED
+    record = repo.get_record(run.id)
+    assert record.attempt == 2 and [a["submission_id"] for a in record.attempts] == [first]
+    assert jobs.snapshot(f"{first}-attempt-2").state is JobState.SUCCEEDED
 
 
 @pytest.mark.long
