@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -231,6 +232,12 @@ class RayRun(Base):
     """Our record of a run: the Ray job behind it, its outcome and what must outlive the Ray head."""
 
     __tablename__ = "syncmaster_ray_run"
+    # Every job waiting for capacity reads its cluster's queue every second (job/capacity_queue.py): only the few
+    # waiting rows are indexed.
+    __table_args__ = (
+        Index("ix_syncmaster_ray_run_capacity_queue", "capacity_cluster",
+              postgresql_where=text("phase = 'waiting_for_capacity'")),
+    )
 
     run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
     submission_id: Mapped[str | None] = mapped_column(String(256), nullable=True, unique=True)
