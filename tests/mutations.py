@@ -49,7 +49,7 @@ MUTATIONS = (
              "replace(entry, priority=0)",
              ("tests/integration/test_capacity_queue.py::test_priorities_put_a_later_run_of_a_higher_slug_first",)),
     Mutation("attempts_never_retried", "a transient failure is tried again as a job of its own",
-             SUPERVISOR, "        if not self._retryable(run_id, submission_id, verdict):\n",
+             SUPERVISOR, "        if not self._retryable(record, submission_id, verdict):\n",
              "        if True:\n",
              ("tests/integration/test_attempts.py::test_a_transient_failure_is_tried_again_as_a_job_of_its_own_and_"
               "the_run_finishes",)),

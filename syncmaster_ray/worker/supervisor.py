@@ -24,7 +24,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 
 from syncmaster_ray.attempts import FailedAttempt, delay_before, is_safe_to_repeat, is_transient, listed
 from syncmaster_ray.db.engine import get_engine
-from syncmaster_ray.db.models import Run, Status
+from syncmaster_ray.db.models import RayRun, Run, Status
 from syncmaster_ray.db.repository import ACTIVE_STATUSES, RunRepository, utcnow
 from syncmaster_ray.errors import ErrorCode, JobLostError, LeaseLost, Phase, SubmitUnavailableError, SyncmasterRayError
 from syncmaster_ray.ids import attempt_of, is_submission_of, run_id_of, submission_id_for
@@ -173,22 +173,22 @@ class RunSupervisor:
                 return self._settle_unsubmitted(run_id)
             while True:
                 verdict = self._run_job(run_id, submission_id)
-                submission_id, verdict = self._next_attempt(run_id, submission_id, verdict)
-                if submission_id is None:
+                next_id, verdict = self._next_attempt(run_id, submission_id, verdict)
+                if next_id is None:
                     break
+                submission_id = next_id
             verdict = self._with_earlier_attempts(run_id, verdict)
         except LeaseLost:
             log.warning("Run %s was taken over by another worker: no longer watched here", run_id)
             return None
-        self._finish(run_id, verdict, taken.submission_id)
-        self._prune_old_jobs(self.repo.get_record(run_id).submission_id or taken.submission_id)
+        self._finish(run_id, verdict, submission_id)
+        self._prune_old_jobs(submission_id)
         return verdict
 
     # --- attempts ------------------------------------------------------------------------------------------------
-    def _retryable(self, run_id: int, submission_id: str, verdict: Verdict) -> bool:
-        """Whether a failed attempt gets another (``attempts.py``): a transient failure, safe to repeat, with
-        attempts left."""
-        record = self.repo.get_record(run_id)
+    def _retryable(self, record: RayRun | None, submission_id: str, verdict: Verdict) -> bool:
+        """Whether a failed attempt (``record`` is the run's row) gets another (``attempts.py``): a transient
+        failure, safe to repeat, with attempts left."""
         return (verdict.status is Status.FAILED and attempt_of(submission_id) < self.settings.worker.attempts
                 and is_transient(verdict.code, verdict.reason)
                 and is_safe_to_repeat(verdict.code, getattr(record, "repeatable", None)))
@@ -196,10 +196,10 @@ class RunSupervisor:
     def _next_attempt(self, run_id: int, submission_id: str, verdict: Verdict) -> tuple[str | None, Verdict]:
         """(the next attempt's submission id, once it may be submitted; or None and the verdict that stands).
         The failed attempt is added to the run's list; a stop asked for during the pause ends the run STOPPED."""
-        if not self._retryable(run_id, submission_id, verdict):
+        record = self.repo.get_record(run_id)
+        if not self._retryable(record, submission_id, verdict):
             return None, verdict
         attempt = attempt_of(submission_id)
-        record = self.repo.get_record(run_id)
         failed = {"attempt": attempt, "submission_id": submission_id, "code": verdict.code, "reason": verdict.reason}
         # A worker taking the run over during the pause judges the same failed attempt again: listed once.
         earlier = [item for item in record.attempts or [] if item.get("submission_id") != submission_id]
@@ -440,7 +440,9 @@ class RunSupervisor:
         if snapshot.state is not JobState.MISSING:
             tail = self._persist_logs(jobs, run_id, submission_id, snapshot)
         verdict = self._judge(run_id, snapshot, stop_requested, log_tail=tail)
-        if self._retryable(run_id, submission_id, verdict):  # the worker taking it over starts the next attempt
+        # Read again (a job that ended since the read above had recorded whether its write is repeatable); a
+        # worker taking the run over starts the next attempt.
+        if self._retryable(self.repo.get_record(run_id), submission_id, verdict):
             return self.hand_back(run_id, slug)
         self._finish(run_id, self._with_earlier_attempts(run_id, verdict), submission_id)
         return verdict.status.value
